@@ -1,0 +1,40 @@
+// Turns conformance vectors (../shared/vectors format, and the project's own under test/vectors/)
+// into decision-contract input documents. Shared by vitest, the parity runner and the benchmarks.
+import { readFileSync, readdirSync, existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** A fixed clock so every host sees the same input. */
+export const VECTOR_NOW = "2026-11-22T10:00:00Z";
+
+export function sharedVectorsPath() {
+  return process.env.SMART_AUTHZ_VECTORS ?? resolve(root, "..", "shared", "vectors", "spec-vectors.json");
+}
+
+/** Public vectors plus every JSON file under test/vectors/ (each an array of cases). */
+export function loadVectors({ includeOwn = true } = {}) {
+  const cases = JSON.parse(readFileSync(sharedVectorsPath(), "utf8")).map((c) => ({ ...c, source: "public" }));
+  const ownDir = join(root, "test", "vectors");
+  if (includeOwn && existsSync(ownDir)) {
+    for (const file of readdirSync(ownDir).filter((f) => f.endsWith(".json")).sort()) {
+      for (const c of JSON.parse(readFileSync(join(ownDir, file), "utf8"))) cases.push({ ...c, source: file });
+    }
+  }
+  return cases;
+}
+
+/** The contract input for a request vector (parse vectors have none). */
+export function vectorToInput(v) {
+  if (!v.request) return undefined;
+  const input = {
+    claims: { ...(v.context ?? {}), scope: v.scopes },
+    request: { method: v.request.method, url: v.request.url, headers: v.request.headers ?? {} },
+    now: v.now ?? VECTOR_NOW,
+  };
+  if (v.request.body !== undefined) input.request.body = v.request.body;
+  if (v.resource !== undefined) input.resource = v.resource;
+  if (v.response !== undefined) input.response = v.response;
+  return input;
+}
