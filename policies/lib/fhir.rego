@@ -1,0 +1,170 @@
+# METADATA
+# title: FHIR element access
+# description: |
+#   Reads values out of FHIR JSON resources by element path (as generated from the official
+#   SearchParameter expressions), compares references with a patient, and matches token search
+#   values against Coding, CodeableConcept, Identifier and code elements (FHIR R4 search, "token").
+package smart.lib.fhir
+
+import data.smart.lib.text
+
+# The FHIR id grammar: [A-Za-z0-9\-\.]{1,64}.
+valid_id(id) if regex.match(`^[A-Za-z0-9\-.]{1,64}$`, id)
+
+# A resource type name of the configured FHIR version.
+resource_type(t) if data.fhir.r4.resource_types[t]
+
+as_list(x) := x if is_array(x)
+
+as_list(x) := [x] if not is_array(x)
+
+# One step down an element path: every value of `key` in every object node, arrays flattened.
+step(nodes, key) := [v | some n in nodes; is_object(n); some v in as_list(object.get(n, key, []))]
+
+# METADATA
+# title: values_at
+# description: All values at an element path (an array of element names, at most 6 deep).
+values_at(node, path) := step([node], path[0]) if count(path) == 1
+
+values_at(node, path) := step(step([node], path[0]), path[1]) if count(path) == 2
+
+values_at(node, path) := step(step(step([node], path[0]), path[1]), path[2]) if count(path) == 3
+
+values_at(node, path) := step(step(step(step([node], path[0]), path[1]), path[2]), path[3]) if count(path) == 4
+
+values_at(node, path) := step(step(step(step(step([node], path[0]), path[1]), path[2]), path[3]), path[4]) if {
+	count(path) == 5
+}
+
+values_at(node, path) := v if {
+	count(path) == 6
+	v := step(step(step(step(step(step([node], path[0]), path[1]), path[2]), path[3]), path[4]), path[5])
+}
+
+# METADATA
+# title: reference_names_patient
+# description: |
+#   A reference string names Patient/<id>: relative ("Patient/123"), versioned
+#   ("Patient/123/_history/2") or absolute with the same tail ("https://x/fhir/Patient/123").
+#   Contained ("#p1") and bundle-local ("urn:uuid:…") references never do; nor do look-alikes.
+reference_names_patient(ref, id) if reference_patient_id(ref) == id
+
+reference_patient_id(ref) := id if {
+	is_string(ref)
+	parts := split(reference_tail(ref), "/")
+	parts[0] == "Patient"
+	id := parts[1]
+	valid_id(id)
+	reference_suffix_ok(parts)
+}
+
+reference_tail(ref) := ref if {
+	not contains(ref, "://")
+	not startswith(ref, "urn:")
+	not startswith(ref, "#")
+	not startswith(ref, "/")
+}
+
+reference_tail(ref) := tail if {
+	regex.match(`^https?://[^/?#]+(/[^?#]*)?/Patient/[^/?#]+(/_history/[^/?#]+)?$`, ref)
+	i := indexof(ref, "/Patient/")
+	tail := substring(ref, i + 1, -1)
+}
+
+reference_suffix_ok(parts) if count(parts) == 2
+
+reference_suffix_ok(parts) if {
+	count(parts) == 4
+	parts[2] == "_history"
+	valid_id(parts[3])
+}
+
+# The reference strings found at a path; a Reference object carries one in `reference`.
+references_at(resource, path) := [r | some v in values_at(resource, path); r := reference_string(v)]
+
+reference_string(v) := v.reference if {
+	is_object(v)
+	is_string(v.reference)
+}
+
+# METADATA
+# title: token_matches
+# description: |
+#   An element matches a token search value: `[system]|[code]`, `|[code]` (no system),
+#   `[system]|` (any code) or `[code]` (any system). Codes also match Identifier.value and
+#   plain code/string elements.
+token_matches(element, value) if {
+	some coding in codings(element)
+	coding_matches(coding, token_parts(value))
+}
+
+token_parts(value) := {"system": substring(value, 0, i), "code": substring(value, i + 1, -1)} if {
+	i := indexof(value, "|")
+	i >= 0
+}
+
+token_parts(value) := {"code": value} if indexof(value, "|") < 0
+
+coding_matches(coding, want) if {
+	not want.system
+	coding.code == want.code
+}
+
+coding_matches(coding, want) if {
+	want.system == ""
+	coding.code == want.code
+	not coding.system
+}
+
+coding_matches(coding, want) if {
+	want.system != ""
+	want.code != ""
+	coding.system == want.system
+	coding.code == want.code
+}
+
+coding_matches(coding, want) if {
+	want.system != ""
+	want.code == ""
+	coding.system == want.system
+}
+
+# Codings of an element: a CodeableConcept's codings, a Coding, an Identifier (value as code),
+# or a primitive code/string/boolean.
+codings(element) := [c | some x in element.coding; c := normalized_coding(x)] if {
+	is_object(element)
+	is_array(element.coding)
+}
+
+codings(element) := [normalized_coding(element)] if {
+	is_object(element)
+	not is_array(element.coding)
+}
+
+codings(element) := [{"code": element}] if is_string(element)
+
+codings(element) := [{"code": format_bool(element)}] if is_boolean(element)
+
+format_bool(true) := "true"
+
+format_bool(false) := "false"
+
+normalized_coding(x) := object.union(object.filter(x, ["system"]), {"code": code}) if {
+	is_object(x)
+	code := coding_code(x)
+}
+
+normalized_coding(x) := object.filter(x, ["system"]) if {
+	is_object(x)
+	not coding_code(x)
+}
+
+coding_code(x) := x.code if is_string(x.code)
+
+coding_code(x) := x.value if {
+	not is_string(x.code)
+	is_string(x.value)
+}
+
+# Percent-decoding and splitting of a raw query value, kept here for callers that need both.
+decoded_values(raw) := text.fhir_values(decoded) if decoded := text.percent_decode(replace(raw, "+", " "))

@@ -1,0 +1,99 @@
+package smart.scope_test
+
+import data.smart.scope
+
+kind(t) := scope.parse(t).kind
+
+test_v2_permission_subsets_in_order_are_valid if {
+	every t in ["patient/Observation.rs", "patient/Observation.cruds", "user/Appointment.cud", "system/*.s", "patient/Observation.c", "patient/Observation.rd"] {
+		kind(t) == "resource"
+	}
+}
+
+test_v2_permissions_out_of_order_or_repeated_are_invalid if {
+	every t in ["patient/Observation.sr", "patient/Observation.rrs", "patient/Observation.dus", "patient/Observation.RS", "patient/Observation.xyz", "patient/Observation.", "patient/Observation.rs.x"] {
+		kind(t) == "invalid"
+	}
+}
+
+test_v1_permissions_map_to_v2_letters if {
+	scope.parse("patient/Observation.read").permissions == ["r", "s"]
+	scope.parse("patient/Observation.write").permissions == ["c", "u", "d"]
+	scope.parse("user/*.*").permissions == ["c", "r", "u", "d", "s"]
+	scope.parse("patient/Observation.read").syntax == "v1"
+}
+
+test_v1_permissions_take_no_query if {
+	p := scope.parse("patient/Observation.read?category=x")
+	p.kind == "invalid"
+	contains(p.error, "v1")
+}
+
+test_contexts_and_types_are_case_sensitive if {
+	kind("Patient/Observation.read") == "invalid"
+	kind("doctor/Observation.rs") == "invalid"
+	p := scope.parse("patient/observation.read")
+	p.kind == "invalid"
+	contains(p.error, "unknown resource type 'observation'")
+}
+
+test_non_resource_scopes_are_recognised if {
+	kind("openid") == "identity"
+	kind("fhirUser") == "identity"
+	kind("profile") == "identity"
+	kind("launch") == "launch"
+	kind("launch/patient") == "launch"
+	kind("launch/relatedperson?role=friend") == "launch"
+	kind("offline_access") == "refresh"
+	kind("online_access") == "refresh"
+	kind("__profilePhoto.manage") == "extension"
+	kind("https://ehr.example.org/scopes/profilePhoto.manage") == "extension"
+}
+
+test_unknown_words_are_reported if {
+	p := scope.parse("superuser")
+	p.kind == "invalid"
+	contains(p.error, "unrecognized scope")
+}
+
+test_query_constraints_parse_into_anded_params_with_ored_values if {
+	p := scope.parse("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory&status=final,amended")
+	p.constraints == [
+		{"param": "category", "values": ["http://terminology.hl7.org/CodeSystem/observation-category|laboratory"]},
+		{"param": "status", "values": ["final", "amended"]},
+	]
+}
+
+test_query_values_are_percent_decoded if {
+	p := scope.parse("patient/Observation.rs?category=http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fobservation-category%7Claboratory")
+	p.constraints[0].values == ["http://terminology.hl7.org/CodeSystem/observation-category|laboratory"]
+}
+
+test_malformed_queries_are_invalid if {
+	every t in ["patient/Observation.rs?", "patient/Observation.rs?category", "patient/Observation.rs?=x", "patient/Observation.rs?category=", "patient/Observation.rs?a=b&", "patient/Observation.rs?code=%zz"] {
+		kind(t) == "invalid"
+	}
+}
+
+test_tokens_split_on_spaces_and_accept_arrays if {
+	scope.tokens("a  b ") == ["a", "b"]
+	scope.tokens(["a", 1, "b"]) == ["a", "b"]
+	not scope.tokens(42)
+}
+
+test_parse_all_reports_every_error_and_keeps_valid_scopes if {
+	r := scope.parse_all("patient/Observation.rs patient/Condition.sr openid")
+	r.valid == false
+	r.errors == [{"scope": "patient/Condition.sr", "error": scope.permission_message("sr")}]
+	count(r.scopes) == 3
+}
+
+test_parse_all_rejects_non_string_claims if {
+	r := scope.parse_all({"x": 1})
+	r.valid == false
+	count(r.errors) == 1
+}
+
+test_missing_dot_is_reported if {
+	contains(scope.parse("patient/Observation").error, "missing '.'")
+}

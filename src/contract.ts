@@ -1,0 +1,43 @@
+/** Types of the decision contract (../shared/decision-contract.md, v1). */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface DecisionInput {
+  claims: Record<string, unknown>;
+  request: {
+    method: string;
+    url: string;
+    headers?: Record<string, string | string[]>;
+    body?: unknown;
+  };
+  resource?: unknown;
+  response?: unknown;
+  now?: string;
+}
+
+export interface Reason {
+  code: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export interface Obligation {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface Decision {
+  decision: "allow" | "deny" | "filter";
+  status?: number;
+  narrow?: Record<string, string>[];
+  keep?: string[];
+  drop?: { ref: string; reason: string }[];
+  entries?: Decision[];
+  reasons?: Reason[];
+  required_scopes?: string[];
+  obligations?: Obligation[];
+  outcome?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export const CONTRACT_VERSION = "1";
