@@ -1,0 +1,50 @@
+// Writes the parity cases: [{ id, entrypoint, input }] for every conformance vector.
+//   node scripts/parity/cases.mjs [out.json]      (default build/parity/cases.json)
+// Request vectors are evaluated at smart/api/decision with their contract input; parse vectors
+// at smart/api/scopes with {"scope": ...}. Every distinct scope string of the request vectors is
+// also run through smart/api/scopes (ids "scopes:<vector id>"), since the parser is shared code.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadVectors, vectorToInput } from "../lib/vectors.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const out = resolve(process.argv[2] ?? resolve(root, "build", "parity", "cases.json"));
+
+const cases = [];
+const ids = new Set();
+const add = (id, entrypoint, input, source) => {
+  // The project's own vectors may reuse a public id; keep ids unique and traceable.
+  const unique = ids.has(id) ? `${id}@${source}` : id;
+  if (ids.has(unique)) throw new Error(`duplicate vector id ${unique}`);
+  ids.add(unique);
+  cases.push({ id: unique, entrypoint, input });
+};
+
+const vectors = loadVectors();
+const scopeStrings = new Set(vectors.filter((v) => !v.request).map((v) => v.scopes ?? ""));
+for (const v of vectors) {
+  const input = vectorToInput(v);
+  if (input) {
+    add(v.id, "smart/api/decision", input, v.source);
+  } else {
+    add(v.id, "smart/api/scopes", { scope: v.scopes ?? "" }, v.source);
+  }
+}
+for (const v of vectors) {
+  const scope = v.scopes ?? "";
+  if (v.request && !scopeStrings.has(scope)) {
+    scopeStrings.add(scope);
+    add(`scopes:${v.id}`, "smart/api/scopes", { scope }, v.source);
+  }
+}
+
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(cases, null, 1) + "\n");
+const byEntrypoint = {};
+for (const c of cases) byEntrypoint[c.entrypoint] = (byEntrypoint[c.entrypoint] ?? 0) + 1;
+console.error(
+  `parity: ${cases.length} cases -> ${out} (${Object.entries(byEntrypoint)
+    .map(([e, n]) => `${e}: ${n}`)
+    .join(", ")})`,
+);
