@@ -1,9 +1,10 @@
 /**
  * Reads an OPA bundle (`opa build -t wasm` output): a .tar.gz or an extracted directory holding
- * `policy.wasm`, `data.json` and `.manifest`. Only those files are used; anything else is ignored.
+ * `policy.wasm`, `data.json` and `.manifest`. Only those files are used; the others are kept in
+ * `files` for signature verification.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { SmartAuthzError } from "./errors.js";
@@ -29,7 +30,9 @@ const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 
 export function readBundle(path: string): PolicyBundle {
   if (!existsSync(path)) throw new SmartAuthzError("BUNDLE_INVALID", `bundle not found: ${path}`);
-  const files = statSync(path).isDirectory() ? readDirectoryBundle(path) : untar(gunzip(readFileSync(path), path));
+  const files = statSync(path).isDirectory()
+    ? readDirectoryBundle(path)
+    : untar(gunzip(readFileSync(path), path));
   return bundleFromFiles(files, path);
 }
 
@@ -45,11 +48,16 @@ function gunzip(bytes: Uint8Array, origin: string): Uint8Array {
   }
 }
 
-function readDirectoryBundle(dir: string): Map<string, Uint8Array> {
-  const files = new Map<string, Uint8Array>();
-  for (const name of ["policy.wasm", "data.json", ".manifest", ".signatures.json"]) {
-    const p = join(dir, name);
-    if (existsSync(p)) files.set(name, readFileSync(p));
+/** Every regular file under `dir` (as an extracted tar would hold them), for signature checks. */
+function readDirectoryBundle(
+  dir: string,
+  prefix = "",
+  files = new Map<string, Uint8Array>(),
+): Map<string, Uint8Array> {
+  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) readDirectoryBundle(dir, rel, files);
+    else if (entry.isFile()) files.set(rel, readFileSync(join(dir, rel)));
   }
   return files;
 }
@@ -101,6 +109,9 @@ function parseJsonFile(files: Map<string, Uint8Array>, name: string, origin: str
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
-    throw new SmartAuthzError("BUNDLE_INVALID", `${origin}: ${name} is not valid JSON (${(err as Error).message})`);
+    throw new SmartAuthzError(
+      "BUNDLE_INVALID",
+      `${origin}: ${name} is not valid JSON (${(err as Error).message})`,
+    );
   }
 }

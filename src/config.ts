@@ -1,0 +1,581 @@
+/**
+ * The sidecar's configuration: one YAML file, validated once at start with precise messages
+ * (`file:line:col: field: problem`), then overridden by environment variables for the things a
+ * deployment sets per environment (listen address, bundle source, secrets). Inside the service
+ * the result is trusted: every field has its final type and default.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document } from "yaml";
+import { DEFAULT_CONFIG_YAML, DEMO_ISSUER, PACKAGE_ROOT } from "./default-config.js";
+import { SmartAuthzError } from "./errors.js";
+
+export type JwksSource =
+  | { kind: "url"; url: string }
+  | { kind: "file"; path: string }
+  | { kind: "inline"; jwks: { keys: Record<string, unknown>[] } };
+
+export interface IssuerConfig {
+  issuer: string;
+  audience: string[];
+  algorithms: string[];
+  jwks: JwksSource;
+}
+
+export interface TokensConfig {
+  issuers: IssuerConfig[];
+  clockToleranceSeconds: number;
+  maxTokenBytes: number;
+  cacheMaxEntries: number;
+  jwksCooldownMs: number;
+  jwksCacheMaxAgeMs: number;
+  jwksTimeoutMs: number;
+  trustForwardedClaims: boolean;
+}
+
+export interface BundleVerificationConfig {
+  /** A PEM public key (SPKI) or a JWK, as text. */
+  publicKey: string;
+  algorithm: string;
+  keyId: string | undefined;
+  scope: string | undefined;
+}
+
+export interface BundleConfig {
+  source: { kind: "file"; path: string } | { kind: "url"; url: string };
+  pollIntervalMs: number;
+  timeoutMs: number;
+  /** Bearer token for the bundle server; from the environment only, never from the file. */
+  bearerToken: string | undefined;
+  verification: BundleVerificationConfig | undefined;
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  bodyLimitBytes: number;
+  shutdownGraceMs: number;
+  /** Path of the FHIR base on the gateway (e.g. "/fhir"), removed from URIs forwarded to /v1/gateway. */
+  fhirBasePath: string;
+}
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface LoggingConfig {
+  level: LogLevel;
+  decisions: boolean;
+  /** Log raw tokens, claims and FHIR content. For local debugging only; never in production. */
+  unmask: boolean;
+}
+
+export interface Config {
+  /** Where the config came from: a file path or "(embedded default)". */
+  origin: string;
+  server: ServerConfig;
+  tokens: TokensConfig;
+  bundle: BundleConfig;
+  logging: LoggingConfig;
+  /** The `policy:` section, owned by the policy author, passed to the policy as `data.config`. */
+  policy: Record<string, unknown>;
+  /** True when the demo issuer with the published demo key is trusted. */
+  demo: boolean;
+}
+
+export const EMBEDDED_ORIGIN = "(embedded default)";
+
+/** Environment variables the service reads. Secrets come only from here. */
+export const ENV = {
+  config: "SMART_AUTHZ_CONFIG",
+  listen: "SMART_AUTHZ_LISTEN",
+  bundle: "SMART_AUTHZ_BUNDLE",
+  bundleToken: "SMART_AUTHZ_BUNDLE_TOKEN",
+  logLevel: "SMART_AUTHZ_LOG_LEVEL",
+} as const;
+
+export interface ConfigIssue {
+  /** Dotted path of the field, e.g. `tokens.issuers[0].audience`. */
+  field: string;
+  message: string;
+  line?: number;
+  col?: number;
+}
+
+const ALLOWED_TOKEN_ALGS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+];
+const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Loads the config: `path` when given, else $SMART_AUTHZ_CONFIG, else the embedded default; then env overrides. */
+export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = path ?? env[ENV.config];
+  if (file === undefined || file === "") {
+    return applyEnv(parseConfig(DEFAULT_CONFIG_YAML, EMBEDDED_ORIGIN, PACKAGE_ROOT), env);
+  }
+  if (!existsSync(file)) throw new SmartAuthzError("CONFIG_INVALID", `config file not found: ${file}`);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new SmartAuthzError("CONFIG_INVALID", `cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  return applyEnv(parseConfig(text, file, dirname(resolve(file))), env);
+}
+
+/** Parses and validates YAML text; relative paths inside resolve against `baseDir`. Throws CONFIG_INVALID with every issue. */
+export function parseConfig(text: string, origin: string, baseDir: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      return {
+        field: "(syntax)",
+        message: e.message.split("\n")[0] ?? e.message,
+        line: pos?.line,
+        col: pos?.col,
+      };
+    });
+    throw configError(origin, issues);
+  }
+  const v = new Validator(doc, lineCounter, baseDir);
+  const config = v.config(origin);
+  if (v.issues.length > 0 || !config) throw configError(origin, v.issues);
+  return config;
+}
+
+export function formatIssue(origin: string, issue: ConfigIssue): string {
+  const where = issue.line !== undefined ? `${origin}:${issue.line}:${issue.col ?? 1}` : origin;
+  return `${where}: ${issue.field}: ${issue.message}`;
+}
+
+function configError(origin: string, issues: ConfigIssue[]): SmartAuthzError {
+  const lines = issues.map((i) => formatIssue(origin, i));
+  return new SmartAuthzError(
+    "CONFIG_INVALID",
+    `invalid config (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n  ${lines.join("\n  ")}`,
+    { issues },
+  );
+}
+
+function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
+  const out: Config = {
+    ...config,
+    server: { ...config.server },
+    bundle: { ...config.bundle },
+    logging: { ...config.logging },
+  };
+  const listen = env[ENV.listen];
+  if (listen) {
+    const parsed = parseListen(listen);
+    if (typeof parsed === "string") throw new SmartAuthzError("CONFIG_INVALID", `${ENV.listen}: ${parsed}`);
+    out.server.host = parsed.host;
+    out.server.port = parsed.port;
+  }
+  const bundle = env[ENV.bundle];
+  if (bundle) out.bundle.source = bundleSource(bundle, process.cwd());
+  const token = env[ENV.bundleToken];
+  if (token) out.bundle.bearerToken = token;
+  const level = env[ENV.logLevel];
+  if (level) {
+    if (!LOG_LEVELS.includes(level as LogLevel)) {
+      throw new SmartAuthzError("CONFIG_INVALID", `${ENV.logLevel}: must be one of ${LOG_LEVELS.join(", ")}`);
+    }
+    out.logging.level = level as LogLevel;
+  }
+  return out;
+}
+
+export function parseListen(value: string): { host: string; port: number } | string {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
+  if (!m) return `expected "host:port" or a port number, got ${JSON.stringify(value)}`;
+  const port = Number(m[3]);
+  if (port > 65535) return `port ${port} is out of range (0-65535)`;
+  return { host: m[1] || m[2] || "127.0.0.1", port };
+}
+
+function bundleSource(value: string, baseDir: string): BundleConfig["source"] {
+  if (/^https?:\/\//i.test(value)) return { kind: "url", url: value };
+  return { kind: "file", path: isAbsolute(value) ? value : resolve(baseDir, value) };
+}
+
+type Path = (string | number)[];
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 * 1024, mib: 1024 * 1024 };
+
+/** Walks the plain JS value of the document, reporting issues at the YAML node they concern. */
+class Validator {
+  readonly issues: ConfigIssue[] = [];
+
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+    private readonly baseDir: string,
+  ) {}
+
+  config(origin: string): Config | undefined {
+    const root: unknown = this.doc.toJS({ maxAliasCount: 100 });
+    if (root === null || root === undefined) {
+      this.issue([], "the config is empty; expected a mapping with at least `tokens` and `bundle`");
+      return undefined;
+    }
+    const top = this.object(root, [], ["server", "tokens", "bundle", "logging", "policy"]);
+    if (!top) return undefined;
+    const server = this.server(top.server, ["server"]);
+    const tokens = this.tokens(top.tokens, ["tokens"]);
+    const bundle = this.bundle(top.bundle, ["bundle"]);
+    const logging = this.logging(top.logging, ["logging"]);
+    let policy: Record<string, unknown> = {};
+    if (top.policy !== undefined && top.policy !== null) {
+      const p = this.object(top.policy, ["policy"], null);
+      if (p) policy = p;
+    }
+    if (!server || !tokens || !bundle || !logging) return undefined;
+    const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
+    return { origin, server, tokens, bundle, logging, policy, demo };
+  }
+
+  private server(value: unknown, path: Path): ServerConfig | undefined {
+    const o =
+      value === undefined
+        ? {}
+        : this.object(value, path, ["listen", "body_limit", "shutdown_grace_seconds", "fhir_base_path"]);
+    if (!o) return undefined;
+    let host = "127.0.0.1";
+    let port = 8181;
+    if (o.listen !== undefined) {
+      const raw = typeof o.listen === "number" ? String(o.listen) : o.listen;
+      if (typeof raw !== "string") {
+        this.issue([...path, "listen"], 'must be "host:port" or a port number');
+      } else {
+        const parsed = parseListen(raw);
+        if (typeof parsed === "string") this.issue([...path, "listen"], parsed);
+        else ({ host, port } = parsed);
+      }
+    }
+    const bodyLimitBytes = this.size(o.body_limit, [...path, "body_limit"], 1024 * 1024);
+    const grace = this.number(o.shutdown_grace_seconds, [...path, "shutdown_grace_seconds"], 10, 0, 600);
+    let fhirBasePath = "/";
+    if (o.fhir_base_path !== undefined) {
+      const p = this.string(o.fhir_base_path, [...path, "fhir_base_path"]);
+      if (p !== undefined && !p.startsWith("/"))
+        this.issue([...path, "fhir_base_path"], 'must start with "/", e.g. "/fhir"');
+      else if (p !== undefined) fhirBasePath = p;
+    }
+    return { host, port, bodyLimitBytes, shutdownGraceMs: grace * 1000, fhirBasePath };
+  }
+
+  private tokens(value: unknown, path: Path): TokensConfig | undefined {
+    const o = this.object(value, path, [
+      "issuers",
+      "clock_tolerance_seconds",
+      "max_token_bytes",
+      "cache_max_entries",
+      "jwks_cooldown_seconds",
+      "jwks_cache_max_age_seconds",
+      "jwks_timeout_ms",
+      "trust_forwarded_claims",
+    ]);
+    if (!o) return undefined;
+    const issuers: IssuerConfig[] = [];
+    if (!Array.isArray(o.issuers) || o.issuers.length === 0) {
+      this.issue([...path, "issuers"], "must be a non-empty list of trusted token issuers");
+    } else {
+      o.issuers.forEach((item, i) => {
+        const issuer = this.issuer(item, [...path, "issuers", i]);
+        if (issuer) {
+          if (issuers.some((x) => x.issuer === issuer.issuer)) {
+            this.issue(
+              [...path, "issuers", i, "issuer"],
+              `duplicate issuer ${JSON.stringify(issuer.issuer)}`,
+            );
+          }
+          issuers.push(issuer);
+        }
+      });
+    }
+    return {
+      issuers,
+      clockToleranceSeconds: this.number(
+        o.clock_tolerance_seconds,
+        [...path, "clock_tolerance_seconds"],
+        30,
+        0,
+        300,
+      ),
+      maxTokenBytes: this.number(
+        o.max_token_bytes,
+        [...path, "max_token_bytes"],
+        16 * 1024,
+        256,
+        1024 * 1024,
+      ),
+      cacheMaxEntries: this.number(
+        o.cache_max_entries,
+        [...path, "cache_max_entries"],
+        10_000,
+        0,
+        10_000_000,
+      ),
+      jwksCooldownMs:
+        this.number(o.jwks_cooldown_seconds, [...path, "jwks_cooldown_seconds"], 30, 0, 3600) * 1000,
+      jwksCacheMaxAgeMs:
+        this.number(o.jwks_cache_max_age_seconds, [...path, "jwks_cache_max_age_seconds"], 600, 1, 86_400) *
+        1000,
+      jwksTimeoutMs: this.number(o.jwks_timeout_ms, [...path, "jwks_timeout_ms"], 5000, 100, 60_000),
+      trustForwardedClaims: this.boolean(
+        o.trust_forwarded_claims,
+        [...path, "trust_forwarded_claims"],
+        false,
+      ),
+    };
+  }
+
+  private issuer(value: unknown, path: Path): IssuerConfig | undefined {
+    const o = this.object(value, path, ["issuer", "audience", "algorithms", "jwks_uri", "jwks_file", "jwks"]);
+    if (!o) return undefined;
+    const issuer = this.string(o.issuer, [...path, "issuer"]);
+    let audience: string[] = [];
+    if (typeof o.audience === "string" && o.audience !== "") audience = [o.audience];
+    else if (
+      Array.isArray(o.audience) &&
+      o.audience.length > 0 &&
+      o.audience.every((a) => typeof a === "string" && a)
+    )
+      audience = o.audience as string[];
+    else
+      this.issue(
+        [...path, "audience"],
+        "required: the audience (a string or a list of strings) your tokens carry in `aud`",
+      );
+    let algorithms = ["RS256", "ES256"];
+    if (o.algorithms !== undefined) {
+      if (!Array.isArray(o.algorithms) || o.algorithms.length === 0) {
+        this.issue([...path, "algorithms"], "must be a non-empty list of JWS algorithms");
+      } else {
+        o.algorithms.forEach((alg, i) => {
+          if (typeof alg !== "string" || !ALLOWED_TOKEN_ALGS.includes(alg)) {
+            const why =
+              alg === "none" || (typeof alg === "string" && /^HS/.test(alg))
+                ? `${alg} is never accepted (unsigned or shared-secret tokens)`
+                : `unsupported algorithm ${JSON.stringify(alg)}`;
+            this.issue([...path, "algorithms", i], `${why}; allowed: ${ALLOWED_TOKEN_ALGS.join(", ")}`);
+          }
+        });
+        algorithms = o.algorithms.filter((a): a is string => typeof a === "string");
+      }
+    }
+    const sources = ["jwks_uri", "jwks_file", "jwks"].filter((k) => o[k] !== undefined);
+    let jwks: JwksSource | undefined;
+    if (sources.length !== 1) {
+      this.issue(
+        path,
+        `exactly one of jwks_uri, jwks_file or jwks is required${sources.length ? ` (got ${sources.join(", ")})` : ""}`,
+      );
+    } else if (o.jwks_uri !== undefined) {
+      const url = this.string(o.jwks_uri, [...path, "jwks_uri"]);
+      if (url !== undefined) {
+        if (!/^https?:\/\/[^\s]+$/i.test(url))
+          this.issue([...path, "jwks_uri"], "must be an http:// or https:// URL");
+        else jwks = { kind: "url", url };
+      }
+    } else if (o.jwks_file !== undefined) {
+      const file = this.string(o.jwks_file, [...path, "jwks_file"]);
+      if (file !== undefined)
+        jwks = { kind: "file", path: isAbsolute(file) ? file : resolve(this.baseDir, file) };
+    } else {
+      const set = this.object(o.jwks, [...path, "jwks"], ["keys"]);
+      if (set) {
+        if (
+          !Array.isArray(set.keys) ||
+          !set.keys.every((k) => typeof k === "object" && k !== null && !Array.isArray(k))
+        ) {
+          this.issue([...path, "jwks", "keys"], "must be a list of JWK objects");
+        } else {
+          jwks = { kind: "inline", jwks: { keys: set.keys as Record<string, unknown>[] } };
+        }
+      }
+    }
+    if (issuer === undefined || audience.length === 0 || !jwks) return undefined;
+    return { issuer, audience, algorithms, jwks };
+  }
+
+  private bundle(value: unknown, path: Path): BundleConfig | undefined {
+    const o = this.object(value, path, ["source", "poll_interval_seconds", "timeout_ms", "verification"]);
+    if (!o) return undefined;
+    const src = this.string(o.source, [...path, "source"]);
+    let verification: BundleVerificationConfig | undefined;
+    if (o.verification !== undefined && o.verification !== null) {
+      verification = this.verification(o.verification, [...path, "verification"]);
+    }
+    const pollIntervalMs =
+      this.number(o.poll_interval_seconds, [...path, "poll_interval_seconds"], 30, 0, 86_400) * 1000;
+    const timeoutMs = this.number(o.timeout_ms, [...path, "timeout_ms"], 10_000, 100, 300_000);
+    if (src === undefined) return undefined;
+    return {
+      source: bundleSource(src, this.baseDir),
+      pollIntervalMs,
+      timeoutMs,
+      bearerToken: undefined,
+      verification,
+    };
+  }
+
+  private verification(value: unknown, path: Path): BundleVerificationConfig | undefined {
+    const o = this.object(value, path, ["public_key", "public_key_file", "algorithm", "key_id", "scope"]);
+    if (!o) return undefined;
+    let publicKey: string | undefined;
+    if ((o.public_key === undefined) === (o.public_key_file === undefined)) {
+      this.issue(path, "exactly one of public_key (PEM or JWK text) or public_key_file is required");
+    } else if (o.public_key !== undefined) {
+      publicKey = this.string(o.public_key, [...path, "public_key"]);
+    } else {
+      const file = this.string(o.public_key_file, [...path, "public_key_file"]);
+      if (file !== undefined) {
+        const full = isAbsolute(file) ? file : resolve(this.baseDir, file);
+        if (!existsSync(full)) this.issue([...path, "public_key_file"], `file not found: ${full}`);
+        else publicKey = readFileSync(full, "utf8");
+      }
+    }
+    const algorithm = this.string(o.algorithm, [...path, "algorithm"]);
+    if (algorithm !== undefined && !ALLOWED_TOKEN_ALGS.includes(algorithm)) {
+      this.issue(
+        [...path, "algorithm"],
+        `unsupported algorithm ${JSON.stringify(algorithm)}; allowed: ${ALLOWED_TOKEN_ALGS.join(", ")}`,
+      );
+      return undefined;
+    }
+    const keyId = o.key_id === undefined ? undefined : this.string(o.key_id, [...path, "key_id"]);
+    const scope = o.scope === undefined ? undefined : this.string(o.scope, [...path, "scope"]);
+    if (publicKey === undefined || algorithm === undefined) return undefined;
+    return { publicKey, algorithm, keyId, scope };
+  }
+
+  private logging(value: unknown, path: Path): LoggingConfig | undefined {
+    const o = value === undefined ? {} : this.object(value, path, ["level", "decisions", "unmask"]);
+    if (!o) return undefined;
+    let level: LogLevel = "info";
+    if (o.level !== undefined) {
+      if (typeof o.level === "string" && LOG_LEVELS.includes(o.level as LogLevel))
+        level = o.level as LogLevel;
+      else this.issue([...path, "level"], `must be one of ${LOG_LEVELS.join(", ")}`);
+    }
+    return {
+      level,
+      decisions: this.boolean(o.decisions, [...path, "decisions"], true),
+      unmask: this.boolean(o.unmask, [...path, "unmask"], false),
+    };
+  }
+
+  // --- primitives ---------------------------------------------------------------------------
+
+  private object(value: unknown, path: Path, allowed: string[] | null): Record<string, unknown> | undefined {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      this.issue(path, `must be a mapping, got ${describe(value)}`);
+      return undefined;
+    }
+    const o = value as Record<string, unknown>;
+    if (allowed) {
+      for (const key of Object.keys(o)) {
+        if (!allowed.includes(key))
+          this.issue([...path, key], `unknown field; expected one of ${allowed.join(", ")}`, true);
+      }
+    }
+    return o;
+  }
+
+  private string(value: unknown, path: Path): string | undefined {
+    if (value === undefined || value === null) {
+      this.issue(path, "required");
+      return undefined;
+    }
+    if (typeof value !== "string" || value === "") {
+      this.issue(path, `must be a non-empty string, got ${describe(value)}`);
+      return undefined;
+    }
+    return value;
+  }
+
+  private number(value: unknown, path: Path, fallback: number, min: number, max: number): number {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+      this.issue(path, `must be a number from ${min} to ${max}, got ${describe(value)}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  private boolean(value: unknown, path: Path, fallback: boolean): boolean {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== "boolean") {
+      this.issue(path, `must be true or false, got ${describe(value)}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  private size(value: unknown, path: Path, fallback: number): number {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value === "number" && Number.isInteger(value) && value > 0) return value;
+    const m = typeof value === "string" ? /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(value) : null;
+    const unit = m ? SIZE_UNITS[(m[2] || "b").toLowerCase()] : undefined;
+    if (!m || unit === undefined || Number(m[1]) <= 0) {
+      this.issue(path, `must be a size such as 1048576, "512kb" or "1mb", got ${describe(value)}`);
+      return fallback;
+    }
+    return Number(m[1]) * unit;
+  }
+
+  private issue(path: Path, message: string, atKey = false): void {
+    const pos = this.position(path, atKey);
+    this.issues.push({ field: formatPath(path), message, ...pos });
+  }
+
+  /** Line and column of the node at `path` (or of its key), else of the nearest ancestor that exists. */
+  private position(path: Path, atKey: boolean): { line?: number; col?: number } {
+    for (let n = path.length; n >= 0; n--) {
+      const sub = path.slice(0, n);
+      let offset: number | undefined;
+      if (atKey && n === path.length && n > 0) {
+        const parent = sub.length > 1 ? this.doc.getIn(sub.slice(0, -1), true) : this.doc.contents;
+        if (isMap(parent)) {
+          const pair = parent.items.find(
+            (p) => isPair(p) && isScalar(p.key) && p.key.value === sub[sub.length - 1],
+          );
+          const key = pair?.key;
+          if (isScalar(key) && key.range) offset = key.range[0];
+        }
+      } else {
+        const node = sub.length === 0 ? this.doc.contents : this.doc.getIn(sub, true);
+        const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+        if (range) offset = range[0];
+      }
+      if (offset !== undefined) {
+        const { line, col } = this.lines.linePos(offset);
+        return { line, col };
+      }
+    }
+    return {};
+  }
+}
+
+function formatPath(path: Path): string {
+  if (path.length === 0) return "(root)";
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  return `${typeof value} ${String(value)}`;
+}

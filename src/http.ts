@@ -1,0 +1,598 @@
+/**
+ * The HTTP API. It only translates: HTTP request -> validated contract input -> the evaluator ->
+ * HTTP response. No policy lives here. Every body is validated once at the edge; anything
+ * malformed is a 400 with a precise message; nothing ever turns into an allow by accident.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { BundleStatus } from "./bundle-source.js";
+import type { Config } from "./config.js";
+import type { Decision, DecisionInput } from "./contract.js";
+import { PACKAGE_ROOT } from "./default-config.js";
+import { failClosed, type PolicyEngine } from "./engine.js";
+import { describeError } from "./errors.js";
+import { applyFilter } from "./filter.js";
+import { logDecision, type Logger } from "./logging.js";
+import type { Metrics } from "./metrics.js";
+import { TokenError, type TokenVerifier } from "./tokens.js";
+
+/**
+ * The ONE place where policy evaluation happens. Async so that a worker pool can replace the
+ * in-thread engine without touching the HTTP layer.
+ */
+export interface Evaluator {
+  decide(input: DecisionInput): Promise<{ decision: Decision; revision: string | undefined }>;
+  evaluate(entrypoint: string, input: unknown): Promise<{ result: unknown; revision: string | undefined }>;
+  entrypoints(): readonly string[];
+  revision(): string | undefined;
+}
+
+/** Evaluates in this thread with whatever engine `current()` returns (the last good bundle). */
+export function engineEvaluator(current: () => PolicyEngine | undefined): Evaluator {
+  return {
+    async decide(input) {
+      const engine = current();
+      if (!engine) {
+        return {
+          decision: failClosed("bundle-not-loaded", "no policy bundle is active yet", 503),
+          revision: undefined,
+        };
+      }
+      return { decision: engine.decide(input), revision: engine.revision };
+    },
+    async evaluate(entrypoint, input) {
+      const engine = current();
+      if (!engine) throw new HttpError(503, "unavailable", "no policy bundle is active yet");
+      return { result: engine.evaluate(entrypoint, input), revision: engine.revision };
+    },
+    entrypoints: () => current()?.entrypoints ?? [],
+    revision: () => current()?.revision,
+  };
+}
+
+export interface AppContext {
+  config: Config;
+  evaluator: Evaluator;
+  tokens: TokenVerifier;
+  metrics: Metrics;
+  logger: Logger;
+  bundleStatus(): BundleStatus;
+  shuttingDown(): boolean;
+  version: string;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const DECISION_FIELDS = ["token", "claims", "request", "resource", "response", "now"];
+const REALM = "smart-authz";
+
+export function createApp(ctx: AppContext): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", "simple");
+
+  app.use((req, res, next) => {
+    ctx.metrics.inFlight.inc();
+    res.on("close", () => ctx.metrics.inFlight.dec());
+    if (ctx.shuttingDown()) res.setHeader("Connection", "close");
+    next();
+  });
+  const json = express.json({
+    limit: ctx.config.server.bodyLimitBytes,
+    type: ["application/json", "application/*+json"],
+    strict: false,
+  });
+
+  app.post(
+    "/v1/decision",
+    json,
+    wrap((req, res) => handleDecision(ctx, req, res, "decision")),
+  );
+  app.post(
+    "/v1/filter",
+    json,
+    wrap((req, res) => handleDecision(ctx, req, res, "filter")),
+  );
+  app.all(
+    "/v1/gateway{/*path}",
+    json,
+    wrap((req, res) => handleDecision(ctx, req, res, "gateway")),
+  );
+  app.post(
+    "/v1/data{/*path}",
+    json,
+    wrap((req, res) => handleData(ctx, req, res)),
+  );
+
+  app.get("/health", (req, res) => {
+    if (!ctx.evaluator.revision()) {
+      res.status(500).json({ error: "unable to perform evaluation: no policy bundle is active" });
+      return;
+    }
+    res.status(200).json({});
+  });
+  app.get("/ready", (_req, res) => {
+    const ready = ctx.evaluator.revision() !== undefined && !ctx.shuttingDown();
+    res.status(ready ? 200 : 503).json({
+      ready,
+      ...(ready ? {} : { reason: ctx.shuttingDown() ? "shutting down" : "no policy bundle is active yet" }),
+    });
+  });
+  app.get("/status", (_req, res) => {
+    const b = ctx.bundleStatus();
+    res.json({
+      service: "smart-authz",
+      version: ctx.version,
+      ready: b.revision !== undefined && !ctx.shuttingDown(),
+      bundle: {
+        source: b.source,
+        revision: b.revision ?? null,
+        loaded_at: b.loadedAt ?? null,
+        etag: b.etag ?? null,
+        last_error: b.lastError ?? null,
+        last_error_at: b.lastErrorAt ?? null,
+        activations: b.activations,
+        failures: b.failures,
+      },
+      tokens: {
+        issuers: ctx.config.tokens.issuers.map((i) => ({
+          issuer: i.issuer,
+          jwks: i.jwks.kind,
+          algorithms: i.algorithms,
+        })),
+        trust_forwarded_claims: ctx.config.tokens.trustForwardedClaims,
+      },
+      demo_issuer_active: ctx.config.demo,
+    });
+  });
+  app.get(
+    "/metrics",
+    wrap(async (_req, res) => {
+      res.setHeader("Content-Type", ctx.metrics.registry.contentType);
+      res.send(await ctx.metrics.registry.metrics());
+    }),
+  );
+  app.get("/openapi.yaml", (_req, res) => {
+    try {
+      res.type("application/yaml").send(readFileSync(join(PACKAGE_ROOT, "openapi.yaml"), "utf8"));
+    } catch {
+      sendError(
+        res,
+        new HttpError(404, "resource_not_found", "openapi.yaml is not installed with this package"),
+      );
+    }
+  });
+
+  app.use((req, res) => {
+    ctx.metrics.errors.inc({ kind: "not_found" });
+    sendError(res, new HttpError(404, "resource_not_found", `no route for ${req.method} ${req.path}`));
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const httpError = toHttpError(err);
+    ctx.metrics.errors.inc({ kind: httpError.status >= 500 ? "internal" : "bad_request" });
+    if (httpError.status >= 500) ctx.logger.error({ err: describeError(err) }, "request failed");
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    sendError(res, httpError);
+  });
+  return app;
+}
+
+function wrap(fn: (req: Request, res: Response) => Promise<void> | void) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    Promise.resolve()
+      .then(() => fn(req, res))
+      .catch(next);
+  };
+}
+
+function sendError(res: Response, err: HttpError): void {
+  res.status(err.status).json({ code: err.code, message: err.message });
+}
+
+/** Maps body-parser and other errors to client-safe messages: never a stack trace. */
+function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  const e = err as { type?: unknown; status?: unknown; message?: unknown; limit?: unknown };
+  switch (e?.type) {
+    case "entity.parse.failed":
+      return new HttpError(400, "invalid_parameter", `request body is not valid JSON: ${String(e.message)}`);
+    case "entity.too.large":
+      return new HttpError(
+        413,
+        "request_too_large",
+        `request body exceeds the ${String(e.limit)}-byte limit`,
+      );
+    case "encoding.unsupported":
+    case "charset.unsupported":
+      return new HttpError(415, "unsupported_media_type", String(e.message));
+    case "request.aborted":
+      return new HttpError(400, "invalid_parameter", "request aborted by the client");
+  }
+  if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
+    return new HttpError(e.status, "invalid_parameter", String(e.message ?? "bad request"));
+  }
+  return new HttpError(500, "internal_error", "internal error");
+}
+
+type Endpoint = "decision" | "filter" | "gateway";
+
+interface ParsedDecisionRequest {
+  token: string | undefined;
+  claims: Record<string, unknown> | undefined;
+  input: Omit<DecisionInput, "claims">;
+}
+
+async function handleDecision(
+  ctx: AppContext,
+  req: Request,
+  res: Response,
+  endpoint: Endpoint,
+): Promise<void> {
+  const started = performance.now();
+  const decisionId = randomUUID();
+  res.setHeader("X-Decision-Id", decisionId);
+  const gatewayMode =
+    endpoint === "gateway" ||
+    req.query.mode === "gateway" ||
+    req.get("x-smart-authz-mode")?.toLowerCase() === "gateway";
+  const parsed =
+    endpoint === "gateway" && !hasJsonBody(req)
+      ? gatewayRequest(ctx, req)
+      : parseDecisionRequest(ctx, req, endpoint);
+
+  let claims = parsed.claims;
+  let tokenReason: string | undefined;
+  if (!claims) {
+    const token = parsed.token ?? bearerFromHeader(req.get("authorization"));
+    try {
+      claims = (await ctx.tokens.verify(token)).claims;
+    } catch (err) {
+      const tokenError =
+        err instanceof TokenError ? err : new TokenError("token-signature-invalid", describeError(err));
+      tokenReason = tokenError.reason;
+      ctx.metrics.tokenFailures.inc({ reason: tokenError.reason });
+      const decision = tokenDenial(tokenError);
+      res.setHeader(
+        "WWW-Authenticate",
+        tokenError.reason === "token-missing"
+          ? `Bearer realm="${REALM}"`
+          : `Bearer realm="${REALM}", error="invalid_token", error_description="${quote(tokenError.message)}"`,
+      );
+      finish(ctx, res, {
+        endpoint,
+        decisionId,
+        decision,
+        started,
+        revision: ctx.evaluator.revision(),
+        parsed,
+        tokenReason,
+      });
+      res
+        .status(401)
+        .json(endpoint === "filter" ? { decision, status: 401, response: decision.outcome } : decision);
+      return;
+    }
+  }
+
+  const input: DecisionInput = { ...parsed.input, claims, now: parsed.input.now ?? new Date().toISOString() };
+  const { decision, revision } = await ctx.evaluator.decide(input);
+  finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, claims });
+  if (revision) res.setHeader("X-Policy-Revision", revision);
+  res.setHeader("X-Decision", decision.decision);
+
+  if (endpoint === "filter") {
+    const filtered = applyFilter(decision, input.response);
+    res
+      .status(gatewayMode ? filtered.status : 200)
+      .json({ decision, status: filtered.status, response: filtered.response });
+    return;
+  }
+  if (!gatewayMode) {
+    res.status(200).json(decision);
+    return;
+  }
+  if (decision.decision === "deny") {
+    const status = typeof decision.status === "number" && decision.status >= 400 ? decision.status : 403;
+    const scopes = Array.isArray(decision.required_scopes)
+      ? decision.required_scopes.filter((s) => typeof s === "string")
+      : [];
+    if (status === 403 && scopes.length > 0) {
+      res.setHeader(
+        "WWW-Authenticate",
+        `Bearer realm="${REALM}", error="insufficient_scope", scope="${quote(scopes.join(" "))}"`,
+      );
+    } else if (status === 401) {
+      res.setHeader("WWW-Authenticate", `Bearer realm="${REALM}", error="invalid_token"`);
+    }
+    res.status(status).json(decision);
+    return;
+  }
+  res.status(200).json(decision);
+}
+
+function finish(
+  ctx: AppContext,
+  res: Response,
+  e: {
+    endpoint: Endpoint;
+    decisionId: string;
+    decision: Decision;
+    started: number;
+    revision: string | undefined;
+    parsed: ParsedDecisionRequest;
+    claims?: Record<string, unknown>;
+    tokenReason?: string;
+  },
+): void {
+  const latencyMs = performance.now() - e.started;
+  ctx.metrics.decisions.inc({ endpoint: e.endpoint, outcome: e.decision.decision });
+  ctx.metrics.latency.observe({ endpoint: e.endpoint }, latencyMs / 1000);
+  const reasons = e.decision.reasons;
+  if (
+    e.decision.decision === "deny" &&
+    Array.isArray(reasons) &&
+    reasons.some((r) => r?.code === "policy-error")
+  ) {
+    ctx.metrics.errors.inc({ kind: "policy_error" });
+  }
+  logDecision(ctx.logger, ctx.config.logging, {
+    decisionId: e.decisionId,
+    endpoint: e.endpoint,
+    revision: e.revision,
+    decision: e.decision,
+    latencyMs,
+    method: e.parsed.input.request.method,
+    url: e.parsed.input.request.url,
+    claims: e.claims,
+    tokenReason: e.tokenReason,
+  });
+  void res;
+}
+
+function tokenDenial(err: TokenError): Decision {
+  const decision = failClosed(err.reason, err.message, 401);
+  decision.outcome = {
+    resourceType: "OperationOutcome",
+    issue: [
+      {
+        severity: "error",
+        code: err.reason === "token-missing" ? "login" : "security",
+        diagnostics: err.message,
+      },
+    ],
+  };
+  return decision;
+}
+
+function hasJsonBody(req: Request): boolean {
+  return typeof req.body === "object" && req.body !== null && Object.keys(req.body as object).length > 0;
+}
+
+function bearerFromHeader(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(value);
+  if (!m) throw new HttpError(400, "invalid_parameter", "the Authorization header is not a Bearer token");
+  return m[1];
+}
+
+/** A quoted-string for WWW-Authenticate: no quotes, backslashes or control characters. */
+function quote(s: string): string {
+  return s.replace(/[\\"]/g, "'").replace(/[\x00-\x1f\x7f]/g, " ");
+}
+
+function parseDecisionRequest(ctx: AppContext, req: Request, endpoint: Endpoint): ParsedDecisionRequest {
+  const body: unknown = req.body;
+  if (body === undefined) {
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      "expected a JSON body with Content-Type: application/json",
+    );
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw bad("the body must be a JSON object");
+  }
+  const o = body as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!DECISION_FIELDS.includes(key)) bad(`unknown field "${key}"; expected ${DECISION_FIELDS.join(", ")}`);
+  }
+  if (o.token !== undefined && (typeof o.token !== "string" || o.token === ""))
+    bad('"token" must be a non-empty string');
+  let claims: Record<string, unknown> | undefined;
+  if (o.claims !== undefined) {
+    if (!ctx.config.tokens.trustForwardedClaims) {
+      bad(
+        '"claims" are not accepted: send the raw access token in "token" (tokens.trust_forwarded_claims is false)',
+      );
+    }
+    if (o.token !== undefined) bad('send either "token" or "claims", not both');
+    if (typeof o.claims !== "object" || o.claims === null || Array.isArray(o.claims))
+      bad('"claims" must be an object');
+    claims = o.claims as Record<string, unknown>;
+  }
+  const request = validateRequest(o.request);
+  if (o.now !== undefined && (typeof o.now !== "string" || Number.isNaN(Date.parse(o.now)))) {
+    bad('"now" must be an RFC 3339 date-time string, e.g. "2026-11-22T10:00:00Z"');
+  }
+  if (
+    endpoint === "filter" &&
+    (typeof o.response !== "object" || o.response === null || Array.isArray(o.response))
+  ) {
+    bad('"response" is required: the FHIR resource or Bundle to filter');
+  }
+  const input: Omit<DecisionInput, "claims"> = { request };
+  if (o.resource !== undefined) input.resource = o.resource;
+  if (o.response !== undefined) input.response = o.response;
+  if (typeof o.now === "string") input.now = o.now;
+  return { token: typeof o.token === "string" ? o.token : undefined, claims, input };
+}
+
+function validateRequest(value: unknown): DecisionInput["request"] {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    bad('"request" is required: an object with "method" and "url"');
+  }
+  const r = value as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (!["method", "url", "headers", "body"].includes(key))
+      bad(`unknown field "request.${key}"; expected method, url, headers, body`);
+  }
+  if (typeof r.method !== "string" || !/^[A-Z]{3,7}$/.test(r.method)) {
+    bad('"request.method" must be an HTTP method in upper case, e.g. "GET"');
+  }
+  if (typeof r.url !== "string")
+    bad('"request.url" must be a string relative to the FHIR base ("" for the base)');
+  const url = r.url as string;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith("/")) {
+    bad('"request.url" must be relative to the FHIR base, e.g. "Observation?patient=123", not absolute');
+  }
+  const request: DecisionInput["request"] = { method: r.method as string, url };
+  if (r.headers !== undefined) {
+    if (typeof r.headers !== "object" || r.headers === null || Array.isArray(r.headers))
+      bad('"request.headers" must be an object');
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, v] of Object.entries(r.headers as Record<string, unknown>)) {
+      if (name !== name.toLowerCase()) bad(`header names must be lower case: "request.headers.${name}"`);
+      if (typeof v !== "string" && !(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+        bad(`"request.headers.${name}" must be a string or a list of strings`);
+      }
+      headers[name] = v as string | string[];
+    }
+    request.headers = headers;
+  }
+  if (r.body !== undefined) request.body = r.body;
+  return request;
+}
+
+const HOP_HEADERS = new Set([
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "x-original-uri",
+  "x-original-method",
+  "x-forwarded-uri",
+  "x-forwarded-method",
+  "x-smart-authz-mode",
+]);
+
+/**
+ * A decision request built from a gateway's forwarded request (Envoy ext_authz HTTP service:
+ * `/v1/gateway/<original path>` with the original method; NGINX auth_request: X-Original-URI and
+ * X-Original-Method headers). The FHIR base path configured in `server.fhir_base_path` is removed.
+ */
+function gatewayRequest(ctx: AppContext, req: Request): ParsedDecisionRequest {
+  const originalUri = req.get("x-original-uri") ?? req.get("x-forwarded-uri");
+  let target: string;
+  if (originalUri !== undefined) {
+    target = originalUri;
+  } else {
+    const q = req.originalUrl.indexOf("?");
+    target =
+      req.originalUrl.slice("/v1/gateway".length, q === -1 ? undefined : q) +
+      (q === -1 ? "" : req.originalUrl.slice(q));
+  }
+  const method = (req.get("x-original-method") ?? req.get("x-forwarded-method") ?? req.method).toUpperCase();
+  if (!/^[A-Z]{3,7}$/.test(method)) bad("the forwarded method is not an HTTP method");
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (HOP_HEADERS.has(name) || value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return {
+    token: undefined,
+    claims: undefined,
+    input: { request: { method, url: relativeToBase(target, ctx.config.server.fhirBasePath), headers } },
+  };
+}
+
+function relativeToBase(uri: string, basePath: string): string {
+  const fhirBasePath = basePath.endsWith("/") ? basePath : `${basePath}/`;
+  let path = uri;
+  if (/^https?:\/\//i.test(path)) {
+    const u = new URL(path);
+    path = u.pathname + u.search;
+  }
+  if (path.startsWith(fhirBasePath)) return path.slice(fhirBasePath.length);
+  if (`${path}/` === fhirBasePath || path === fhirBasePath.slice(0, -1)) return "";
+  if (path.startsWith("/")) return path.slice(1);
+  return path;
+}
+
+async function handleData(ctx: AppContext, req: Request, res: Response): Promise<void> {
+  const decisionId = randomUUID();
+  const started = performance.now();
+  const segments = (req.params as { path?: string[] }).path ?? [];
+  const entrypoint = segments.join("/");
+  if (!ctx.evaluator.entrypoints().includes(entrypoint)) {
+    const known = ctx.evaluator.entrypoints().join(", ") || "(none: no bundle is active)";
+    throw new HttpError(
+      404,
+      "resource_not_found",
+      `unknown entrypoint "${entrypoint}"; this policy has ${known}`,
+    );
+  }
+  const body: unknown = req.body;
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpError(400, "invalid_parameter", 'the body must be a JSON object: {"input": {...}}');
+  }
+  const input = (body as { input?: unknown }).input;
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new HttpError(400, "invalid_parameter", '"input" is required and must be a JSON object');
+  }
+  let result: unknown;
+  let revision: string | undefined;
+  try {
+    ({ result, revision } = await ctx.evaluator.evaluate(entrypoint, input));
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    ctx.metrics.errors.inc({ kind: "policy_error" });
+    throw new HttpError(500, "internal_error", describeError(err));
+  }
+  const latencyMs = performance.now() - started;
+  ctx.metrics.latency.observe({ endpoint: "data" }, latencyMs / 1000);
+  const outcome =
+    typeof result === "object" &&
+    result !== null &&
+    typeof (result as { decision?: unknown }).decision === "string"
+      ? String((result as { decision: string }).decision)
+      : result === undefined
+        ? "undefined"
+        : "value";
+  ctx.metrics.decisions.inc({ endpoint: "data", outcome });
+  if (ctx.config.logging.decisions) {
+    ctx.logger.info({
+      msg: "decision",
+      decision_id: decisionId,
+      endpoint: `data/${entrypoint}`,
+      revision,
+      outcome,
+      latency_ms: Math.round(latencyMs * 1000) / 1000,
+    });
+  }
+  res.setHeader("X-Decision-Id", decisionId);
+  res
+    .status(200)
+    .json(result === undefined ? { decision_id: decisionId } : { result, decision_id: decisionId });
+}
+
+function bad(message: string): never {
+  throw new HttpError(400, "invalid_parameter", message);
+}

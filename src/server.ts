@@ -1,0 +1,189 @@
+/**
+ * Lifecycle of the sidecar: wire config -> token verifier, bundle source, metrics, logs and the
+ * HTTP app; listen; announce; reload on SIGHUP; on SIGTERM/SIGINT stop accepting, drain in-flight
+ * requests (bounded by `server.shutdown_grace_seconds`) and exit.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DestinationStream } from "pino";
+import { BundleSource } from "./bundle-source.js";
+import type { Config } from "./config.js";
+import { DEMO_ISSUER } from "./default-config.js";
+import { SmartAuthzError } from "./errors.js";
+import { createApp, engineEvaluator } from "./http.js";
+import { createLogger, type Logger } from "./logging.js";
+import { createMetrics, type Metrics } from "./metrics.js";
+import { TokenVerifier } from "./tokens.js";
+
+export const VERSION = "0.1.0";
+
+export interface ServiceOptions {
+  /** Where logs go (default stdout). */
+  logDestination?: DestinationStream;
+  /** Install SIGHUP (reload) and SIGTERM/SIGINT (graceful exit) handlers. The CLI does; tests don't. */
+  signals?: boolean;
+  /** Collect Node process metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+export interface Service {
+  /** Base URL, e.g. http://127.0.0.1:8181 */
+  url: string;
+  port: number;
+  config: Config;
+  bundles: BundleSource;
+  tokens: TokenVerifier;
+  metrics: Metrics;
+  logger: Logger;
+  server: Server;
+  /** Re-reads the bundle now (what SIGHUP does). Resolves true when a new bundle was activated. */
+  reload(): Promise<boolean>;
+  /** Stops accepting, drains in-flight requests, then closes. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const logger = createLogger(config.logging, options.logDestination);
+  const metrics = createMetrics({ defaultMetrics: options.defaultMetrics });
+  const tokens = new TokenVerifier(config.tokens);
+  const bundles = new BundleSource(config.bundle, config.policy);
+  bundles.on({
+    activated(engine, previous) {
+      metrics.setRevision(engine.revision);
+      metrics.bundleActivations.inc();
+      logger.info(
+        { revision: engine.revision, previous_revision: previous?.revision, wasm_sha256: engine.wasmSha256 },
+        `policy bundle activated (revision ${engine.revision})`,
+      );
+    },
+    failed(error, kept) {
+      metrics.bundleFailures.inc();
+      logger.error(
+        { code: error.code, error: error.message, kept_revision: kept ?? null },
+        kept
+          ? `new policy bundle rejected; still serving revision ${kept}`
+          : "policy bundle could not be loaded",
+      );
+    },
+  });
+  await bundles.start();
+  if (!bundles.current && config.bundle.source.kind === "file") {
+    bundles.stop();
+    throw new SmartAuthzError(
+      "BUNDLE_INVALID",
+      bundles.status.lastError ?? "the policy bundle could not be loaded",
+    );
+  }
+
+  let shuttingDown = false;
+  const app = createApp({
+    config,
+    evaluator: engineEvaluator(() => bundles.current),
+    tokens,
+    metrics,
+    logger,
+    bundleStatus: () => bundles.status,
+    shuttingDown: () => shuttingDown,
+    version: VERSION,
+  });
+  const server = createServer(app);
+  // A response finished during shutdown closes its connection, so keep-alive clients cannot hold the drain open.
+  server.on("request", (req, res) => {
+    res.on("finish", () => {
+      if (shuttingDown) req.socket.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => {
+      bundles.stop();
+      reject(
+        new SmartAuthzError(
+          "CONFIG_INVALID",
+          `cannot listen on ${config.server.host}:${config.server.port}: ${err.message}`,
+        ),
+      );
+    });
+    server.listen(config.server.port, config.server.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  if (config.demo) {
+    logger.warn(
+      { issuer: DEMO_ISSUER },
+      "DEMO issuer is trusted: its private key is published in the smart-authz repository. Never use this config in production.",
+    );
+  }
+  if (config.tokens.trustForwardedClaims) {
+    logger.warn(
+      "tokens.trust_forwarded_claims is on: callers may send claims without a token; only the gateway must reach this port",
+    );
+  }
+  logger.info(
+    {
+      listen: url,
+      revision: bundles.current?.revision ?? null,
+      config: config.origin,
+      bundle: bundles.status.source,
+      issuers: config.tokens.issuers.map((i) => i.issuer),
+      version: VERSION,
+    },
+    `smart-authz ${VERSION} listening on ${url} (policy revision ${bundles.current?.revision ?? "none yet"})`,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      shuttingDown = true;
+      bundles.stop();
+      logger.info("shutting down: draining in-flight requests");
+      const force = setTimeout(() => {
+        logger.warn("shutdown grace period over: closing remaining connections");
+        server.closeAllConnections();
+      }, config.server.shutdownGraceMs);
+      force.unref();
+      server.close(() => {
+        clearTimeout(force);
+        removeSignals();
+        logger.info("stopped");
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+    return closing;
+  };
+
+  const onHup = () => {
+    logger.info("SIGHUP: reloading the policy bundle");
+    void bundles.reload(true);
+  };
+  const onTerm = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, `${signal}: graceful shutdown`);
+    void close().then(() => process.exit(0));
+  };
+  const removeSignals = () => {
+    if (!options.signals) return;
+    process.off("SIGHUP", onHup);
+    process.off("SIGTERM", onTerm);
+    process.off("SIGINT", onTerm);
+  };
+  if (options.signals) {
+    process.on("SIGHUP", onHup);
+    process.on("SIGTERM", onTerm);
+    process.on("SIGINT", onTerm);
+  }
+
+  return {
+    url,
+    port: address.port,
+    config,
+    bundles,
+    tokens,
+    metrics,
+    logger,
+    server,
+    reload: () => bundles.reload(true),
+    close,
+  };
+}
