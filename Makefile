@@ -66,10 +66,10 @@ test-rego: deps build/vectors/data.json
 	@$(OPA) test policies build/vectors | tail -1
 	@node scripts/coverage-summary.mjs build/coverage.json
 
-# The shared vectors are a JSON array; OPA data must be an object, so the test target wraps them.
-build/vectors/data.json: $(VECTORS)
-	@mkdir -p build/vectors
-	node -e 'const fs=require("fs");fs.writeFileSync("build/vectors/data.json",JSON.stringify({vectors:{public:JSON.parse(fs.readFileSync(process.argv[1],"utf8"))}}))' "$(VECTORS)"
+# The vectors are JSON arrays; OPA data must be an object, so the test target wraps them.
+VECTOR_FILES := $(VECTORS) $(wildcard test/vectors/*.json)
+build/vectors/data.json: $(VECTOR_FILES) scripts/wrap-vectors.mjs
+	node scripts/wrap-vectors.mjs
 
 test-host: build
 	$(NODE_BIN)/vitest run

@@ -23,7 +23,8 @@ step(nodes, key) := [v | some n in nodes; is_object(n); some v in as_list(object
 
 # METADATA
 # title: values_at
-# description: All values at an element path (an array of element names, at most 6 deep).
+# description: |
+#   All values at an element path (an array of element names, at most 6 deep).
 values_at(node, path) := step([node], path[0]) if count(path) == 1
 
 values_at(node, path) := step(step([node], path[0]), path[1]) if count(path) == 2
@@ -138,7 +139,7 @@ codings(element) := [c | some x in element.coding; c := normalized_coding(x)] if
 
 codings(element) := [normalized_coding(element)] if {
 	is_object(element)
-	not is_array(element.coding)
+	not array_member(element, "coding")
 }
 
 codings(element) := [{"code": element}] if is_string(element)
@@ -162,9 +163,17 @@ normalized_coding(x) := object.filter(x, ["system"]) if {
 coding_code(x) := x.code if is_string(x.code)
 
 coding_code(x) := x.value if {
-	not is_string(x.code)
+	not string_member(x, "code")
 	is_string(x.value)
 }
 
 # Percent-decoding and splitting of a raw query value, kept here for callers that need both.
 decoded_values(raw) := text.fhir_values(decoded) if decoded := text.percent_decode(replace(raw, "+", " "))
+
+# Type tests on an object member that may be absent. (OPA evaluates a reference argument of a
+# call before a `not`, so `not is_string(x.k)` is undefined, not true, when x.k is absent.)
+string_member(x, k) if is_string(x[k])
+
+object_member(x, k) if is_object(x[k])
+
+array_member(x, k) if is_array(x[k])

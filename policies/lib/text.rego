@@ -10,7 +10,7 @@ printable_ascii := " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ
 
 code_of_char := {c: (i + 32) | some i, c in split(printable_ascii, "")}
 
-char_of_code := {(i + 32): c | some i, c in split(printable_ascii, "")}
+char_of_code := {i + 32: c | some i, c in split(printable_ascii, "")}
 
 hex_digit := {
 	"0": 0, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8, "9": 9,

@@ -26,14 +26,16 @@ refresh_scopes := {"offline_access", "online_access"}
 
 # METADATA
 # title: tokens
-# description: The scope tokens of a scope claim (space-separated string, or an array of strings).
+# description: |
+#   The scope tokens of a scope claim (space-separated string, or an array of strings).
 tokens(claim) := [t | some t in split(claim, " "); t != ""] if is_string(claim)
 
 tokens(claim) := [t | some t in claim; is_string(t); t != ""] if is_array(claim)
 
 # METADATA
 # title: parse
-# description: One scope token to its meaning.
+# description: |
+#   One scope token to its meaning.
 parse(t) := {"kind": "identity", "scope": t} if {
 	identity_scopes[t]
 } else := {"kind": "refresh", "scope": t} if {
@@ -156,7 +158,8 @@ constraint(item) := {"param": name, "values": values} if {
 
 # METADATA
 # title: parse_all
-# description: The parse of every token of a scope claim, with a summary.
+# description: |
+#   The parse of every token of a scope claim, with a summary.
 parse_all(claim) := {
 	"scopes": parsed,
 	"valid": count(errors) == 0,

@@ -15,11 +15,17 @@ export function sharedVectorsPath() {
 
 /** Public vectors plus every JSON file under test/vectors/ (each an array of cases). */
 export function loadVectors({ includeOwn = true } = {}) {
-  const cases = JSON.parse(readFileSync(sharedVectorsPath(), "utf8")).map((c) => ({ ...c, source: "public" }));
+  const cases = JSON.parse(readFileSync(sharedVectorsPath(), "utf8")).map((c) => ({
+    ...c,
+    source: "public",
+  }));
   const ownDir = join(root, "test", "vectors");
   if (includeOwn && existsSync(ownDir)) {
-    for (const file of readdirSync(ownDir).filter((f) => f.endsWith(".json")).sort()) {
-      for (const c of JSON.parse(readFileSync(join(ownDir, file), "utf8"))) cases.push({ ...c, source: file });
+    for (const file of readdirSync(ownDir)
+      .filter((f) => f.endsWith(".json"))
+      .sort()) {
+      for (const c of JSON.parse(readFileSync(join(ownDir, file), "utf8")))
+        cases.push({ ...c, source: file });
     }
   }
   return cases;

@@ -1,0 +1,471 @@
+# METADATA
+# title: Access decisions for one interaction
+# description: |
+#   Combines the parts: the letters an interaction needs (smart.request), the grants that give
+#   them (smart.grant), and for each grant what its context and constraints demand of the data
+#   (patient compartment, query-parameter constraints). Each needed letter must be granted (AND);
+#   any grant that gives a letter may do so (OR). Result: a verdict (smart.verdict).
+package smart.access
+
+import data.smart.compartment
+import data.smart.config
+import data.smart.constraint
+import data.smart.grant
+import data.smart.lib.fhir
+import data.smart.request
+import data.smart.scope
+import data.smart.verdict
+
+instance_interactions := {"read", "vread", "history-instance", "update", "patch", "delete"}
+
+search_interactions := {"search-type", "history-type", "search-compartment"}
+
+system_interactions := {"search-system", "history-system"}
+
+# METADATA
+# title: decide
+# description: The verdict for a classified request `c`, its raw request and the stored resource (or null).
+decide(c, req, resource) := verdict.allow if {
+	c.interaction == "capabilities"
+} else := v if {
+	v := request_level_denial(c)
+} else := verdict.all_of_list([letter_verdict(c, req, resource, l) | some l in c.letters]) if {
+	c.interaction != "operation"
+} else := operation_verdict(c, req, resource)
+
+# --- Letters and grants -------------------------------------------------------------------
+
+letter_verdict(c, req, resource, l) := scope_missing(c, c.type, [l]) if {
+	count(grant.for(c.type, l)) == 0
+} else := verdict.any_of([grant_verdict(g, c, req, resource, l) | some g in grant.for(c.type, l)])
+
+grant_verdict(g, c, req, resource, l) := verdict.all_of(
+	context_verdict(g, c, req, resource, l),
+	constraint_verdict(g, c, req, resource, l),
+)
+
+# METADATA
+# title: scope_missing
+# description: |
+#   403 insufficient_scope, naming the smallest scope that would allow the request (progressive
+#   authorization, RFC 6750 §3.1): the token's own context, the type, the missing letters.
+scope_missing(c, t, letters) := object.union(
+	verdict.deny(403, "scope-missing", concat("", ["no granted scope allows ", c.interaction, " on ", t])),
+	{"required_scopes": [required_scope(t, letters)]},
+)
+
+required_scope(t, letters) := concat("", [suggested_context, "/", t, ".", concat("", ordered_letters(letters))])
+
+ordered_letters(letters) := [l | some l in scope.v2_letters; l in letters]
+
+suggested_context := grant.used_contexts[0]
+
+suggested_context := "patient" if {
+	count(grant.used_contexts) == 0
+	grant.patient_id
+}
+
+suggested_context := "user" if {
+	count(grant.used_contexts) == 0
+	not grant.patient_id
+	grant.claims.fhirUser
+}
+
+suggested_context := "system" if {
+	count(grant.used_contexts) == 0
+	not grant.patient_id
+	not grant.claims.fhirUser
+}
+
+# --- Context: patient/ grants are confined to the launch patient's compartment -------------
+
+context_verdict(g, c, req, resource, l) := verdict.allow if {
+	g.context != "patient"
+} else := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context") if {
+	not grant.patient_id
+} else := patient_verdict(c, req, resource, l, grant.patient_id)
+
+patient_verdict(c, req, resource, l, pid) := v if {
+	c.interaction in instance_interactions
+	v := patient_instance_verdict(c, req, resource, l, pid)
+} else := v if {
+	c.interaction == "create"
+	l == "c"
+	v := verdict.all_of(patient_type_writable(c.type), patient_body_verdict(c, req, pid))
+} else := v if {
+	c.interaction in {"update", "patch", "delete"}
+	c.conditional
+	l != "s"
+	v := verdict.all_of_list([
+		patient_type_writable(c.type),
+		patient_search_verdict(c.type, c.params, pid),
+		patient_body_verdict(c, req, pid),
+		patient_patch_verdict(c, req),
+	])
+} else := v if {
+	c.interaction in search_interactions
+	v := patient_search_verdict_for(c, pid)
+} else := patient_search_verdict(c.type, c.params, pid) if {
+	l == "s"
+	c.conditional
+} else := verdict.deny(403, "patient-scope-system-search", "a patient/ scope cannot be used for a system-wide search or history; search the compartment instead (Patient/[id]/*)") if {
+	c.interaction in system_interactions
+} else := verdict.deny(403, "patient-scope-not-applicable", concat("", ["a patient/ scope does not cover ", c.interaction]))
+
+patient_instance_verdict(c, req, resource, l, pid) := patient_type_verdict(c.type, l) if {
+	not patient_type(c.type)
+} else := hidden(c, "not-in-compartment") if {
+	c.type == "Patient"
+	c.id != pid
+} else := verdict.all_of_list([
+	patient_stored_verdict(c, resource, pid),
+	patient_body_verdict(c, req, pid),
+	patient_patch_verdict(c, req),
+])
+
+# Types whose instances belong to a patient: Patient itself and the compartment's members.
+patient_type("Patient")
+
+patient_type(t) if compartment.member_type(t)
+
+# Outside the compartment: shared (master-file) types are readable, nothing else.
+patient_type_verdict(t, l) := verdict.allow if {
+	t in config.shared_types
+	l in {"r", "s"}
+} else := verdict.deny(403, "shared-type-read-only", concat("", [t, " is shared data: patient/ scopes may read it, not change it"])) if {
+	t in config.shared_types
+} else := verdict.deny(403, "type-outside-patient-compartment", concat("", [t, " is not in the Patient compartment and is not configured as shared with patient/ scopes"]))
+
+patient_type_writable(t) := verdict.allow if {
+	compartment.member_type(t)
+} else := verdict.deny(403, "patient-scope-cannot-create-patient", "a patient/ scope cannot create or conditionally change Patient resources") if {
+	t == "Patient"
+} else := patient_type_verdict(t, "c")
+
+# The stored instance must be in the compartment; without it, only a narrowed form is allowed.
+patient_stored_verdict(c, resource, pid) := verdict.allow if {
+	c.type == "Patient"
+} else := verdict.allow if {
+	is_object(resource)
+	compartment.member(resource, pid)
+} else := hidden(c, "not-in-compartment") if {
+	is_object(resource)
+} else := verdict.filter([object.union({"_id": c.id}, alt) | some alt in compartment.narrowing(c.type, pid)])
+
+# A submitted resource (create, update) must stay in, or enter, the patient's compartment.
+patient_body_verdict(c, req, pid) := verdict.allow if {
+	not c.interaction in {"create", "update"}
+} else := verdict.allow if {
+	c.interaction == "update"
+	c.type == "Patient"
+	object.get(object.get(req, "body", {}), "id", pid) == pid
+} else := verdict.allow if {
+	c.type != "Patient"
+	compartment.member(req.body, pid)
+} else := verdict.deny(403, "body-outside-compartment", "the submitted resource does not belong to the patient in context")
+
+# A patch must not rewrite the elements that place the resource in the compartment.
+patient_patch_verdict(c, req) := verdict.allow if {
+	c.interaction != "patch"
+} else := patch_guard(c.type, req, compartment.linking_elements(c.type), "patch-touches-compartment-link")
+
+patient_search_verdict_for(c, pid) := verdict.allow if {
+	c.interaction == "search-compartment"
+	c.compartment.type == "Patient"
+	c.compartment.id == pid
+} else := verdict.deny(403, "compartment-other-patient", "the compartment searched is not the patient in context") if {
+	c.interaction == "search-compartment"
+	c.compartment.type == "Patient"
+} else := verdict.deny(403, "compartment-not-patient", "a patient/ scope can search only the Patient compartment, not every type at once") if {
+	c.type == "*"
+} else := patient_search_verdict(c.type, c.params, pid)
+
+patient_search_verdict(t, params, pid) := patient_type_verdict(t, "s") if {
+	not patient_type(t)
+} else := verdict.deny(403, "search-other-patient", "the search names a patient other than the one in context") if {
+	compartment.search_scope(t, params, pid) == "other"
+} else := verdict.allow if {
+	compartment.search_scope(t, params, pid) == "confined"
+} else := verdict.filter(compartment.narrowing(t, pid))
+
+# --- Constraints: a v2 query suffix limits a grant to the matching instances --------------
+
+constraint_verdict(g, c, req, resource, l) := verdict.allow if {
+	count(g.constraints) == 0
+} else := verdict.deny(403, "constraint-unsupported", concat("", [
+	"the scope constraint(s) ", concat(", ", constraint.unsupported_params(c.type, g.constraints)),
+	" cannot be enforced on ", c.type, ", so the scope grants nothing here",
+])) if {
+	not constraint.all_supported(c.type, g.constraints)
+} else := v if {
+	c.interaction in instance_interactions
+	v := verdict.all_of_list([
+		constraint_stored_verdict(g, c, resource),
+		constraint_body_verdict(g, c, req),
+		constraint_patch_verdict(g, c, req),
+	])
+} else := v if {
+	c.interaction == "create"
+	l == "c"
+	v := constraint_body_verdict(g, c, req)
+} else := v if {
+	c.interaction in {"update", "patch", "delete"}
+	l != "s"
+	v := verdict.all_of_list([
+		constraint_search_verdict(g, c.params),
+		constraint_body_verdict(g, c, req),
+		constraint_patch_verdict(g, c, req),
+	])
+} else := constraint_search_verdict(g, c.params) if {
+	c.interaction in search_interactions
+} else := constraint_search_verdict(g, c.params) if {
+	l == "s"
+	c.conditional
+} else := verdict.deny(403, "constraint-not-applicable", concat("", ["a constrained scope does not cover ", c.interaction]))
+
+constraint_stored_verdict(g, c, resource) := verdict.allow if {
+	is_object(resource)
+	constraint.resource_matches(resource, g.constraints)
+} else := hidden(c, "constraint-mismatch") if {
+	is_object(resource)
+} else := verdict.filter([object.union({"_id": c.id}, constraint.narrowing([], g.constraints))])
+
+constraint_body_verdict(g, c, req) := verdict.allow if {
+	not c.interaction in {"create", "update"}
+} else := verdict.allow if {
+	constraint.resource_matches(req.body, g.constraints)
+} else := verdict.deny(403, "body-outside-constraint", "the submitted resource does not match the granted scope's constraints")
+
+constraint_patch_verdict(g, c, req) := verdict.allow if {
+	c.interaction != "patch"
+} else := patch_guard(c.type, req, constraint.guarded_elements(c.type, g.constraints), "patch-touches-constraint")
+
+constraint_search_verdict(g, params) := verdict.allow if {
+	count(constraint.narrowing(params, g.constraints)) == 0
+} else := verdict.filter([constraint.narrowing(params, g.constraints)])
+
+# --- Patches --------------------------------------------------------------------------------
+
+# METADATA
+# title: patch_guard
+# description: |
+#   JSON Patch (an array of operations) and FHIRPath Patch (a Parameters resource) are checked:
+#   no operation may address a guarded element. A patch body that was not supplied is decided on
+#   what is known (the stored resource) and said so; any other body format is refused.
+patch_guard(t, req, guarded, code) := verdict.allow if {
+	not req.body
+} else := verdict.allow if {
+	is_array(req.body)
+	every op in req.body {
+		json_patch_op_safe(op, guarded)
+	}
+} else := verdict.allow if {
+	req.body.resourceType == "Parameters"
+	every p in object.get(req.body, "parameter", []) {
+		fhirpath_patch_op_safe(t, p, guarded)
+	}
+} else := verdict.deny(403, code, "the patch would change elements that decide who may see this resource")
+
+json_patch_op_safe(op, guarded) if {
+	is_string(op.path)
+	first := split(trim_prefix(op.path, "/"), "/")[0]
+	not first in guarded
+	not json_patch_from_guarded(op, guarded)
+}
+
+json_patch_from_guarded(op, guarded) if {
+	is_string(op.from)
+	split(trim_prefix(op.from, "/"), "/")[0] in guarded
+}
+
+fhirpath_patch_op_safe(t, p, guarded) if {
+	paths := [part.valueString | some part in p.part; part.name == "path"]
+	count(paths) == 1
+	element := split(trim_prefix(paths[0], concat("", [t, "."])), ".")[0]
+	not element in guarded
+	names := [part.valueString | some part in p.part; part.name == "name"]
+	every n in names {
+		not n in guarded
+	}
+}
+
+# --- Denials that do not depend on grants ---------------------------------------------------
+
+hidden(c, code) := verdict.deny(config.hidden_status, code, concat("", [c.type, "/", c.id, " is not available to this token"]))
+
+# Unsupported or unknown search parameters, chains and reverse chains through types the token
+# cannot search (FHIR R4 security: "Chained search provides the ability to disclose information
+# on related resources").
+request_level_denial(c) := v if {
+	searchy(c)
+	some p in c.params
+	v := param_denial(c, p)
+}
+
+searchy(c) if c.interaction in search_interactions
+
+searchy(c) if c.interaction in system_interactions
+
+searchy(c) if c.conditional
+
+unsupported_params := {"_filter", "_query", "_contained", "_containedType"}
+
+param_denial(_, p) := verdict.deny(403, "search-parameter-unsupported", concat("", ["the search parameter ", p.name, " cannot be authorized and is refused"])) if {
+	p.name in unsupported_params
+}
+
+param_denial(c, p) := v if {
+	startswith(p.name, "_has:")
+	v := has_denial(c, p)
+}
+
+param_denial(c, p) := v if {
+	not startswith(p.name, "_has:")
+	p.chain != ""
+	v := chain_denial(c, p)
+}
+
+param_denial(_, p) := verdict.deny(400, "include-malformed", concat("", ["cannot authorize ", p.name, "=", concat(",", p.values)])) if {
+	p.base in {"_include", "_revinclude"}
+	some v in p.values
+	not include_value_ok(v)
+}
+
+param_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", ["unknown search parameter '", p.name, "' for ", c.type])) if {
+	config.unknown_search_parameters == "deny"
+	not startswith(p.name, "_has:")
+	p.chain == ""
+	not known_param(c, p.base)
+}
+
+known_param(_, name) if name in request.result_parameters
+
+known_param(_, name) if data.fhir.r4.search_params.Resource[name]
+
+known_param(c, name) if data.fhir.r4.search_params[c.type][name]
+
+known_param(c, name) if {
+	c.interaction in system_interactions
+	some t in c.types
+	data.fhir.r4.search_params[t][name]
+}
+
+include_value_ok(v) if {
+	parts := split(v, ":")
+	count(parts) in {2, 3}
+	fhir.resource_type(parts[0])
+	parts[1] != "*"
+}
+
+# _has:Type:param:… reveals Type's data: the token must be able to search Type.
+has_denial(c, p) := verdict.deny(400, "search-parameter-malformed", concat("", ["malformed reverse chain ", p.name])) if {
+	parts := split(p.name, ":")
+	not fhir.resource_type(parts[1])
+} else := scope_missing(c, split(p.name, ":")[1], ["s"]) if {
+	count(grant.for(split(p.name, ":")[1], "s")) == 0
+}
+
+# subject:Patient.name=x (or subject.name=x) reveals the chained type's data: each possible target
+# type must be searchable by the token.
+chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", ["cannot resolve the chained parameter ", p.name])) if {
+	count(chain_targets(c, p)) == 0
+} else := scope_missing(c, t, ["s"]) if {
+	some t in chain_targets(c, p)
+	count(grant.for(t, "s")) == 0
+}
+
+chain_targets(_, p) := [p.modifier] if fhir.resource_type(p.modifier)
+
+chain_targets(c, p) := object.get(constraint.search_param(c.type, p.base), "targets", []) if p.modifier == ""
+
+# --- Operations -----------------------------------------------------------------------------
+
+operation_verdict(c, _, _) := verdict.deny(403, "operation-not-permitted", concat("", ["the operation ", c.operation, " is not enabled for SMART tokens here"])) if {
+	not operation_enabled(c)
+} else := scope_missing(c, operation_target(c), missing) if {
+	missing := [l | some l in config.operations[c.operation].letters; count(operation_grants(c, l)) == 0]
+	count(missing) > 0
+} else := verdict.all_of_list([
+verdict.any_of([operation_grant_verdict(c, g) | some g in operation_grants(c, l)]) |
+	some l in config.operations[c.operation].letters
+])
+
+operation_enabled(c) if {
+	spec := config.operations[c.operation]
+	c.level in spec.levels
+	operation_type_ok(c, spec)
+}
+
+operation_type_ok(c, _) if c.level == "system"
+
+operation_type_ok(c, spec) if c.type in spec.types
+
+operation_target(c) := "*" if config.operations[c.operation].on == "*"
+
+operation_target(c) := c.type if config.operations[c.operation].on == "self"
+
+operation_grants(c, l) := [g |
+	some g in grant.for(operation_target(c), l)
+	operation_context_ok(c, g)
+]
+
+operation_context_ok(c, _) if not config.operations[c.operation].contexts
+
+operation_context_ok(c, g) if g.context in config.operations[c.operation].contexts
+
+operation_grant_verdict(_, g) := verdict.deny(403, "constraint-not-applicable", "a constrained scope does not cover operations") if {
+	count(g.constraints) > 0
+}
+
+operation_grant_verdict(c, g) := operation_context_verdict(c, g) if count(g.constraints) == 0
+
+operation_context_verdict(_, g) := verdict.allow if g.context != "patient"
+
+operation_context_verdict(c, g) := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context") if {
+	g.context == "patient"
+	not grant.patient_id
+} else := verdict.allow if {
+	g.context == "patient"
+	c.type == "Patient"
+	c.id == grant.patient_id
+} else := verdict.deny(403, "operation-other-patient", "the operation targets a patient other than the one in context") if {
+	g.context == "patient"
+}
+
+# --- Response filtering: may this token see this resource? --------------------------------
+
+# METADATA
+# title: visibility
+# description: |
+#   Whether a resource returned by the server may be released: some grant with r or s on its
+#   type must cover it (compartment for patient/ grants, constraints for constrained grants).
+visibility(resource) := verdict.allow if {
+	resource.resourceType == "OperationOutcome"
+} else := verdict.deny(403, "scope-missing", concat("", ["no granted scope allows reading ", resource_type_of(resource)])) if {
+	count(grant.for_any(resource_type_of(resource), ["r", "s"])) == 0
+} else := verdict.any_of([grant_visibility(g, resource) | some g in grant.for_any(resource_type_of(resource), ["r", "s"])])
+
+resource_type_of(resource) := resource.resourceType if is_string(resource.resourceType)
+
+resource_type_of(resource) := "(unknown)" if not fhir.string_member(resource, "resourceType")
+
+grant_visibility(g, resource) := verdict.all_of(context_visibility(g, resource), constraint_visibility(g, resource))
+
+context_visibility(g, _) := verdict.allow if g.context != "patient"
+
+context_visibility(g, resource) := patient_visibility(resource) if g.context == "patient"
+
+patient_visibility(resource) := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context") if {
+	not grant.patient_id
+} else := verdict.allow if {
+	compartment.member(resource, grant.patient_id)
+} else := verdict.allow if {
+	resource.resourceType in config.shared_types
+} else := verdict.deny(404, "not-in-compartment", "outside the patient's compartment")
+
+constraint_visibility(g, resource) := verdict.allow if {
+	count(g.constraints) == 0
+} else := verdict.allow if {
+	constraint.all_supported(resource.resourceType, g.constraints)
+	constraint.resource_matches(resource, g.constraints)
+} else := verdict.deny(404, "constraint-mismatch", "outside the granted scope's constraints")

@@ -1,0 +1,262 @@
+# METADATA
+# title: Entry points
+# description: |
+#   The decision contract (v1): `smart/api/decision` turns an input document
+#   {claims, request, resource?, response?, now?} into a decision document; `smart/api/scopes`
+#   parses {"scope": "…"}. Hosts in every language call these two entry points.
+package smart.api
+
+import data.smart.access
+import data.smart.grant
+import data.smart.lib.fhir
+import data.smart.outcome
+import data.smart.request
+import data.smart.scope
+import data.smart.verdict
+
+contract_version := "1"
+
+# METADATA
+# title: scopes
+# description: |
+#   Entry point: the parse of input.scope, every token with its meaning or error.
+# entrypoint: true
+scopes := scope.parse_all(input.scope)
+
+# METADATA
+# title: decision
+# description: |
+#   Entry point: the decision document for input.
+# entrypoint: true
+decision := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
+	input_problem
+} else := batch_decision if {
+	batch_request
+} else := single_decision(input.request, object.get(input, "resource", null), object.get(input, "response", null))
+
+input_problem := "input must be a JSON object with 'claims' and 'request' objects" if {
+	not fhir.object_member(input, "claims")
+} else := "input must be a JSON object with 'claims' and 'request' objects" if {
+	not fhir.object_member(input, "request")
+}
+
+# --- One interaction ----------------------------------------------------------------------
+
+single_decision(req, resource, response) := document(
+	verdict.deny(400, "request-unclassifiable", c.error),
+	{},
+) if {
+	c := request.classify(req)
+	c.error
+} else := response_decision(c, v, response) if {
+	c := request.classify(req)
+	v := access.decide(c, req, resource)
+	v.decision != "deny"
+	is_object(response)
+} else := document(access.decide(c, req, resource), c) if {
+	c := request.classify(req)
+}
+
+# METADATA
+# title: document
+# description: |
+#   The contract's decision document for a verdict: allow, filter with `narrow`, or deny with
+#   status, reasons, required_scopes and an OperationOutcome. Malformed scopes are always reported.
+document(v, c) := object.union(
+	{"decision": "allow", "reasons": scope_reasons},
+	obligations(c),
+) if {
+	v.decision == "allow"
+} else := object.union(
+	{"decision": "filter", "narrow": v.narrow, "reasons": scope_reasons},
+	obligations(c),
+) if {
+	v.decision == "filter"
+} else := object.union(
+	{
+		"decision": "deny",
+		"status": v.status,
+		"reasons": array.concat([v.reason], scope_reasons),
+		"outcome": outcome.for_deny(v),
+	},
+	required_scopes(v),
+)
+
+required_scopes(v) := {"required_scopes": v.required_scopes} if v.required_scopes
+
+required_scopes(v) := {} if not v.required_scopes
+
+scope_reasons := [{"code": "scope-invalid", "scope": e.scope, "message": e.error} | some e in grant.parsed.errors]
+
+# Searches that pull in other resources (_include, _revinclude) must have their responses
+# filtered: the host is told so with an obligation.
+obligations(c) := {"obligations": [{
+	"type": "filter-response",
+	"reason": "the search includes related resources; release only what the filter step keeps",
+}]} if {
+	some p in object.get(c, "params", [])
+	p.base in {"_include", "_revinclude"}
+}
+
+obligations(c) := {} if {
+	not includes_related(c)
+}
+
+includes_related(c) if {
+	some p in object.get(c, "params", [])
+	p.base in {"_include", "_revinclude"}
+}
+
+# --- Response filtering -------------------------------------------------------------------
+
+# METADATA
+# title: response_decision
+# description: |
+#   With a server response: every resource in it (matches, includes, a single resource) is
+#   checked on its own. A Bundle gives `keep`/`drop`; a single resource that may not be released
+#   is a deny that reveals nothing (404 by default).
+response_decision(c, v, response) := object.union(document(v, c), {"keep": [], "drop": []}) if {
+	response.resourceType == "Bundle"
+	count(bundle_items(response)) == 0
+} else := object.union(document(v, c), {"keep": keep, "drop": drop}) if {
+	response.resourceType == "Bundle"
+	checked := [check_item(item) | some item in bundle_items(response)]
+	keep := [x.ref | some x in checked; x.visible]
+	drop := [{"ref": x.ref, "reason": x.reason, "index": x.index} | some x in checked; not x.visible]
+	count(drop) == 0
+} else := object.union(document(verdict.filter(object.get(v, "narrow", [])), c), {"keep": keep, "drop": drop}) if {
+	response.resourceType == "Bundle"
+	checked := [check_item(item) | some item in bundle_items(response)]
+	keep := [x.ref | some x in checked; x.visible]
+	drop := [{"ref": x.ref, "reason": x.reason, "index": x.index} | some x in checked; not x.visible]
+} else := object.union(document(v, c), {"keep": [ref_of(response, -1)], "drop": []}) if {
+	access.visibility(response).decision == "allow"
+} else := object.union(
+	document(object.union(access.visibility(response), {"status": hidden_status}), c),
+	{"keep": [], "drop": [{"ref": ref_of(response, -1), "reason": access.visibility(response).reason.code, "index": -1}]},
+)
+
+hidden_status := data.smart.config.hidden_status
+
+bundle_items(bundle) := [{"index": i, "resource": e.resource} |
+	some i, e in object.get(bundle, "entry", [])
+	is_object(e.resource)
+]
+
+check_item(item) := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": true} if {
+	item_visible(item.resource)
+} else := {
+	"ref": ref_of(item.resource, item.index),
+	"index": item.index,
+	"visible": false,
+	"reason": item_reason(item.resource),
+}
+
+item_visible(resource) if {
+	resource.resourceType != "Bundle"
+	access.visibility(resource).decision == "allow"
+}
+
+# A Bundle inside a response (e.g. a batch-response entry) is released only if every resource
+# in it may be; deeper nesting is not inspected and so not released.
+item_visible(resource) if {
+	resource.resourceType == "Bundle"
+	every e in object.get(resource, "entry", []) {
+		not fhir.object_member(e, "resource")
+	}
+}
+
+item_visible(resource) if {
+	resource.resourceType == "Bundle"
+	every e in object.get(resource, "entry", []) {
+		nested_visible(e)
+	}
+}
+
+nested_visible(e) if not fhir.object_member(e, "resource")
+
+nested_visible(e) if {
+	e.resource.resourceType != "Bundle"
+	access.visibility(e.resource).decision == "allow"
+}
+
+item_reason(resource) := "nested-bundle-hidden" if resource.resourceType == "Bundle"
+
+item_reason(resource) := access.visibility(resource).reason.code if resource.resourceType != "Bundle"
+
+ref_of(resource, _) := concat("/", [resource.resourceType, resource.id]) if {
+	is_string(resource.resourceType)
+	is_string(resource.id)
+}
+
+ref_of(resource, index) := concat("", ["entry[", format_int(index, 10), "]"]) if {
+	not ref_with_id(resource)
+}
+
+ref_with_id(resource) if {
+	is_string(resource.resourceType)
+	is_string(resource.id)
+}
+
+# --- Batch and transaction ----------------------------------------------------------------
+
+batch_request if {
+	c := request.classify(input.request)
+	c.interaction in {"batch", "transaction"}
+}
+
+# METADATA
+# title: batch_decision
+# description: |
+#   SMART: "batch and transaction requests should be validated based on the actual requests
+#   within them". One decision per entry, in order. A transaction is all-or-nothing: any denied
+#   entry denies it. A batch is allowed as a whole, with its denied entries answered one by one.
+batch_decision := object.union(summary, {"entries": entries}) if {
+	c := request.classify(input.request)
+	entries := [entry_decision(e) | some e in c.entries]
+	summary := batch_summary(c.interaction, entries)
+}
+
+entry_decision(e) := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry needs request.method and request.url"), {}) if {
+	not fhir.string_member(object.get(e, "request", {}), "method")
+} else := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry needs request.method and request.url"), {}) if {
+	not fhir.string_member(object.get(e, "request", {}), "url")
+} else := document(verdict.deny(400, "nested-batch", "a batch or transaction may not contain another one"), {}) if {
+	entry_request(e).url == ""
+	upper(e.request.method) == "POST"
+} else := single_decision(entry_request(e), null, null)
+
+entry_request(e) := {
+	"method": e.request.method,
+	"url": trim_prefix(e.request.url, "/"),
+	"headers": entry_headers(e.request),
+	"body": object.get(e, "resource", null),
+}
+
+entry_headers(r) := {"if-none-exist": r.ifNoneExist} if is_string(r.ifNoneExist)
+
+entry_headers(r) := {} if not fhir.string_member(r, "ifNoneExist")
+
+batch_summary("transaction", entries) := document(
+	verdict.deny(strongest.status, "transaction-entry-denied", "a transaction is atomic and at least one of its entries is denied"),
+	{},
+) if {
+	denied := [e | some e in entries; e.decision == "deny"]
+	count(denied) > 0
+	strongest := verdict.strongest_deny([{"decision": "deny", "status": e.status} | some e in denied])
+}
+
+batch_summary(kind, entries) := {"decision": overall_decision(entries), "reasons": scope_reasons} if {
+	not transaction_denied(kind, entries)
+}
+
+transaction_denied("transaction", entries) if {
+	some e in entries
+	e.decision == "deny"
+}
+
+overall_decision(entries) := "allow" if {
+	every e in entries {
+		e.decision == "allow"
+	}
+} else := "filter"

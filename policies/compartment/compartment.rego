@@ -1,0 +1,89 @@
+# METADATA
+# title: Patient compartment
+# description: |
+#   FHIR R4 Patient compartment membership (CompartmentDefinition "patient", generated into
+#   data.fhir.r4.patient_compartment): "A resource is in this compartment if the nominated search
+#   parameter (or chain) refers to the patient resource that defines the compartment." The Patient
+#   resource is the compartment's identity. Also: how a search is confined to the compartment.
+package smart.compartment
+
+import data.smart.config
+import data.smart.lib.fhir
+
+links(t) := data.fhir.r4.patient_compartment[t]
+
+member_type(t) if links(t)
+
+# METADATA
+# title: member
+# description: The resource belongs to patient `id`'s compartment.
+member(resource, id) if {
+	resource.resourceType == "Patient"
+	resource.id == id
+}
+
+member(resource, id) if {
+	resource.resourceType == "Patient"
+	config.follow_patient_link
+	some ref in fhir.references_at(resource, ["link", "other"])
+	fhir.reference_names_patient(ref, id)
+}
+
+member(resource, id) if {
+	t := resource.resourceType
+	t != "Patient"
+	some link in links(t)
+	some path in link.paths
+	some ref in fhir.references_at(resource, path)
+	fhir.reference_names_patient(ref, id)
+}
+
+# Element names that establish membership (a patch must not rewrite them).
+linking_elements(t) := {path[0] | some link in links(t); some path in link.paths}
+
+# The Patient-referencing parameters of a search on type t: the compartment's own parameters,
+# the names used for narrowing, and `patient` where the type defines it as a Patient reference.
+linking_params(t) := {n |
+	some name, link in links(t)
+	some n in {name, link.narrow_param}
+}
+
+linking_params("Patient") := {"_id", "link"}
+
+# METADATA
+# title: narrowing
+# description: |
+#   The ORed alternatives that confine a search on t to patient `id`: one per linking parameter
+#   (Communication: subject, sender, recipient), in reference form; Patient by _id.
+narrowing("Patient", id) := [{"_id": id}]
+
+narrowing(t, id) := [{p: concat("/", ["Patient", id])} | some p in narrow_params(t)] if t != "Patient"
+
+narrow_params(t) := sort({link.narrow_param | some link in links(t)})
+
+# A search value names patient id: "123", "Patient/123" or an absolute reference with that tail.
+value_names_patient(v, id) if v == id
+
+value_names_patient(v, id) if fhir.reference_names_patient(v, id)
+
+# METADATA
+# title: search_scope
+# description: |
+#   How a search's own parameters relate to patient id: "other" when any linking parameter names
+#   anyone else, "confined" when one names only this patient, otherwise "open".
+search_scope(t, params, id) := "other" if {
+	some p in params
+	linking_param_occurrence(t, p)
+	some v in p.values
+	not value_names_patient(v, id)
+} else := "confined" if {
+	some p in params
+	linking_param_occurrence(t, p)
+	count(p.values) > 0
+} else := "open"
+
+linking_param_occurrence(t, p) if {
+	p.base in linking_params(t)
+	p.chain == ""
+	p.modifier in {"", "Patient"}
+}

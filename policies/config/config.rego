@@ -1,0 +1,68 @@
+# METADATA
+# title: Policy configuration
+# description: |
+#   Deployment choices the specifications leave open, read from data.config (the `policy:`
+#   section of the host's YAML) with safe defaults. Every default is documented in the README.
+package smart.config
+
+default cfg := {}
+
+cfg := data.config if is_object(data.config)
+
+setting(path, fallback) := object.get(cfg, path, fallback)
+
+# HTTP status for denials that depend on a stored instance (outside the compartment, outside a
+# constraint, hidden by a label): 404 does not reveal that the resource exists (FHIR R4 security).
+hidden_status := setting(["deny", "hidden_status"], 404)
+
+# The OperationOutcome extension that names the scope that would allow a request. HL7 never
+# published http://hl7.org/fhir/StructureDefinition/operationoutcome-required-scope; this URL is
+# the project's own and can be replaced by configuration.
+required_scope_extension_url := setting(
+	["outcome", "required_scope_extension_url"],
+	"https://smart-authz.dev/fhir/StructureDefinition/required-scope",
+)
+
+# Search parameters the policy does not know are denied: a server that ignores them could
+# return more than the policy reasoned about.
+unknown_search_parameters := setting(["search", "unknown_parameters"], "deny")
+
+# R4 puts linked patients' records into the target's compartment; R5 does not. Default: R5's
+# behaviour, i.e. Patient.link is not followed.
+follow_patient_link := setting(["patient", "follow_patient_link"], false)
+
+# METADATA
+# title: shared_types
+# description: |
+#   Types outside the Patient compartment that a patient/ token may read (never write) when it
+#   holds a scope for the type: by default every R4 type whose security category is business or
+#   anonymous and that has no search parameter referencing a Patient (Medication, Organization,
+#   Location, Substance, ValueSet, …; not Practitioner, Group, Device, Task).
+shared_types := {t | some t in cfg.patient.shared_types} if is_array(cfg.patient.shared_types)
+
+shared_types := default_shared_types if not cfg.patient.shared_types
+
+default_shared_types := {t |
+	some t, info in data.fhir.r4.resource_types
+	info.security_category in {"business", "anonymous"}
+	not info.patient_compartment
+	not info.references_patient
+}
+
+# METADATA
+# title: operations
+# description: |
+#   FHIR operations a token may invoke and the permissions each needs. SMART defines none; an
+#   operation not listed here is denied. `on` is the type the letters are needed on ("*" = every
+#   type, "self" = the type in the URL); `contexts` limits which scope contexts may use it.
+operations := object.union(default_operations, setting(["operations"], {}))
+
+default_operations := {
+	"$everything": {"levels": ["instance"], "types": ["Patient"], "letters": ["r", "s"], "on": "*"},
+	"$export": {"levels": ["system", "type", "instance"], "types": ["Patient", "Group"], "letters": ["r", "s"], "on": "*", "contexts": ["user", "system"]},
+	"$lookup": {"levels": ["type"], "types": ["CodeSystem"], "letters": ["r"], "on": "self"},
+	"$validate-code": {"levels": ["type", "instance"], "types": ["CodeSystem", "ValueSet"], "letters": ["r"], "on": "self"},
+	"$subsumes": {"levels": ["type", "instance"], "types": ["CodeSystem"], "letters": ["r"], "on": "self"},
+	"$expand": {"levels": ["type", "instance"], "types": ["ValueSet"], "letters": ["r"], "on": "self"},
+	"$translate": {"levels": ["type", "instance"], "types": ["ConceptMap"], "letters": ["r"], "on": "self"},
+}

@@ -1,0 +1,51 @@
+/** The vector format's expectations (../shared/vectors/README.md), checked against a decision. */
+import type { Decision } from "../../src/contract.js";
+
+export interface Vector {
+  id: string;
+  note?: string;
+  scopes: string;
+  context?: Record<string, unknown>;
+  parse?: { valid: boolean };
+  request?: { method: string; url: string; body?: unknown; headers?: Record<string, string> };
+  resource?: unknown;
+  response?: unknown;
+  expect:
+    | "allow"
+    | "deny"
+    | "valid"
+    | "invalid"
+    | { filter: { narrow?: Record<string, string>; keep?: string[]; drop?: string[] } }
+    | { entries: string[] };
+  source?: string;
+}
+
+const samePatientValue = (a: unknown, b: string) => a === b || a === `Patient/${b}` || `Patient/${a}` === b;
+
+/** Returns a message describing the mismatch, or undefined when the decision meets the expectation. */
+export function mismatch(v: Vector, decision: Decision): string | undefined {
+  const e = v.expect;
+  const got = JSON.stringify(decision);
+  if (typeof e === "string") return decision.decision === e ? undefined : `expected ${e}, got ${got}`;
+  if ("entries" in e) {
+    const entries = (decision.entries ?? []).map((x) => x.decision);
+    return JSON.stringify(entries) === JSON.stringify(e.entries)
+      ? undefined
+      : `expected entries ${JSON.stringify(e.entries)}, got ${got}`;
+  }
+  if (decision.decision !== "filter") return `expected filter, got ${got}`;
+  const want = e.filter;
+  if (want.narrow) {
+    const ok = (decision.narrow ?? []).some((alt) =>
+      Object.entries(want.narrow!).every(([k, value]) => samePatientValue(alt[k], value)),
+    );
+    if (!ok) return `expected a narrow alternative containing ${JSON.stringify(want.narrow)}, got ${got}`;
+  }
+  if (want.keep) {
+    const keep = [...(decision.keep ?? [])].sort();
+    const drop = (decision.drop ?? []).map((d) => d.ref).sort();
+    if (JSON.stringify(keep) !== JSON.stringify([...want.keep].sort())) return `keep differs: ${got}`;
+    if (JSON.stringify(drop) !== JSON.stringify([...(want.drop ?? [])].sort())) return `drop differs: ${got}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,36 @@
+/**
+ * Every conformance vector (public ones from ../shared/vectors, the project's own from test/vectors)
+ * through the compiled WASM policy in this host, held to the vector's expectation AND to the
+ * decision OPA's own evaluator reaches on the Rego sources.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { PolicyEngine } from "../src/engine.js";
+import type { DecisionInput, Decision } from "../src/contract.js";
+// @ts-expect-error: plain ESM helper shared with the parity runner
+import { loadVectors, vectorToInput } from "../scripts/lib/vectors.mjs";
+import { loadRealEngine, opaOutcomes } from "./support/policy.js";
+import { mismatch, type Vector } from "./support/vectors.js";
+
+const vectors = loadVectors() as Vector[];
+let engine: PolicyEngine;
+let opa: Record<string, unknown>;
+
+beforeAll(async () => {
+  engine = await loadRealEngine();
+  opa = opaOutcomes();
+});
+
+describe.each(["public", "own"])("%s vectors", (kind) => {
+  const set = vectors.filter((v) => (kind === "public") === (v.source === "public"));
+  it.each(set.map((v) => [`${v.id}: ${v.note ?? ""}`, v] as const))("%s", (_, v) => {
+    if (v.parse) {
+      const parsed = engine.parseScopes(v.scopes) as { valid: boolean };
+      expect(parsed.valid, JSON.stringify(parsed)).toBe(v.expect === "valid");
+      expect(parsed).toEqual(opa[v.id]);
+      return;
+    }
+    const decision: Decision = engine.decide(vectorToInput(v) as DecisionInput);
+    expect(mismatch(v, decision)).toBeUndefined();
+    expect(decision, "the WASM host and OPA's evaluator disagree").toEqual(opa[v.id]);
+  });
+});
