@@ -17,7 +17,9 @@ const { exports } = policy.wasmInstance;
 const bytes = new Uint8Array(policy.mem.buffer);
 const at = exports.opa_json_dump(exports.builtins());
 const required = JSON.parse(new TextDecoder().decode(bytes.subarray(at, bytes.indexOf(0, at))));
-const missing = Object.keys(required).filter((b) => !(b in HOST_BUILTINS)).sort();
+const missing = Object.keys(required)
+  .filter((b) => !(b in HOST_BUILTINS))
+  .sort();
 if (missing.length) {
   console.error(`parity-node: policy.wasm needs builtins this host does not supply: ${missing.join(", ")}`);
   process.exit(1);

@@ -50,7 +50,7 @@ function parseJSON(text) {
       i++;
       const o = {};
       ws();
-      if (text[i] === "}") return i++, o;
+      if (text[i] === "}") return (i++, o);
       for (;;) {
         ws();
         const k = string();
@@ -67,7 +67,7 @@ function parseJSON(text) {
       i++;
       const a = [];
       ws();
-      if (text[i] === "]") return i++, a;
+      if (text[i] === "]") return (i++, a);
       for (;;) {
         a.push(value());
         ws();
@@ -77,8 +77,12 @@ function parseJSON(text) {
       }
     }
     if (c === '"') return string();
-    for (const [word, v] of [["true", true], ["false", false], ["null", null]]) {
-      if (text.startsWith(word, i)) return (i += word.length), v;
+    for (const [word, v] of [
+      ["true", true],
+      ["false", false],
+      ["null", null],
+    ]) {
+      if (text.startsWith(word, i)) return ((i += word.length), v);
     }
     const m = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
     if (!m) throw new Error(`unexpected ${JSON.stringify(text.slice(i, i + 20))} at ${i}`);
@@ -142,7 +146,9 @@ const loaded = {};
 for (const host of hosts) {
   const file = join(dir, `${host}.json`);
   const statusFile = join(dir, `${host}.status`);
-  const [rc, secs] = existsSync(statusFile) ? readFileSync(statusFile, "utf8").trim().split(/\s+/) : ["?", "?"];
+  const [rc, secs] = existsSync(statusFile)
+    ? readFileSync(statusFile, "utf8").trim().split(/\s+/)
+    : ["?", "?"];
   const entry = { rc, secs, byId: new Map(), problem: null };
   loaded[host] = entry;
   if (rc !== "0" && rc !== "?") entry.problem = `exited ${rc}`;
@@ -153,7 +159,8 @@ for (const host of hosts) {
   try {
     for (const o of parseJSON(readFileSync(file, "utf8"))) {
       // Outcome: {"result": v} | {"undefined": true} | {"error": "..."}; errors compare by kind only.
-      const outcome = "error" in o ? { error: true } : o.undefined === true ? { undefined: true } : { result: o.result };
+      const outcome =
+        "error" in o ? { error: true } : o.undefined === true ? { undefined: true } : { result: o.result };
       entry.byId.set(o.id, { outcome, error: o.error });
     }
   } catch (e) {
@@ -192,12 +199,14 @@ for (const host of hosts) {
   rows.push({ host, agree, total: cases.length, missing, errs, secs: h.secs, problem: h.problem });
 }
 
-const ok = rows.every((r) => r.agree === r.total && !r.problem) && disagreements.length === 0 && errors.length === 0;
+const ok =
+  rows.every((r) => r.agree === r.total && !r.problem) && disagreements.length === 0 && errors.length === 0;
 const lines = [];
 lines.push(`| host | agrees with ${reference} | errors | run time | status |`);
 lines.push("|---|---|---|---|---|");
 for (const r of rows) {
-  const status = r.problem ?? (r.missing ? `${r.missing} cases missing` : r.agree === r.total ? "ok" : "DISAGREES");
+  const status =
+    r.problem ?? (r.missing ? `${r.missing} cases missing` : r.agree === r.total ? "ok" : "DISAGREES");
   const label = r.host === reference ? `${r.host} (reference)` : r.host;
   lines.push(`| ${label} | ${r.agree}/${r.total} | ${r.errs} | ${r.secs}s | ${status} |`);
 }

@@ -146,6 +146,22 @@ REGO
     fi
   done
   [[ $failed == 0 ]] && echo "  self-test: every host ran the decoy policy.wasm and refused the crypto.sha256 module"
+  # 3. The reference itself: for one case per entrypoint, `opa eval` on the Rego gives what topdown gave.
+  local n=0 id ep
+  while read -r id ep; do
+    node -e 'const c=require(process.argv[1]).find((x)=>x.id===process.argv[2]);process.stdout.write(JSON.stringify(c.input))' "$CASES" "$id" |
+      "$opa" eval --format json -d "$POLICY" --ignore '*_test.rego' --stdin-input "data.${ep//\//.}" >"$st/opa-eval.json" 2>"$st/opa-eval.log" || true
+    if node -e '
+      const fs = require("fs");
+      const sort = (v) => Array.isArray(v) ? v.map(sort) : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort(v[k])])) : v;
+      const cli = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).result?.[0]?.expressions?.[0]?.value;
+      const ref = JSON.parse(fs.readFileSync(process.argv[2], "utf8")).find((o) => o.id === process.argv[3])?.result;
+      process.exit(JSON.stringify(sort(cli)) === JSON.stringify(sort(ref)) && cli !== undefined ? 0 : 1);
+    ' "$st/opa-eval.json" "$RES/$REFERENCE.json" "$id"; then n=$((n + 1)); else
+      echo "  self-test: opa eval and the $REFERENCE reference differ on $id (see $st/opa-eval.*)"; failed=1
+    fi
+  done < <(node -e 'const c=require(process.argv[1]);for(const e of new Set(c.map((x)=>x.entrypoint)))console.log(c.find((x)=>x.entrypoint===e).id,e)' "$CASES")
+  [[ $failed == 0 ]] && echo "  self-test: opa eval agrees with the $REFERENCE reference on $n cases"
   return $failed
 }
 
