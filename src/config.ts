@@ -136,13 +136,8 @@ export function parseConfig(text: string, origin: string, baseDir: string): Conf
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return {
-        field: "(syntax)",
-        message: e.message.split("\n")[0] ?? e.message,
-        line: pos?.line,
-        col: pos?.col,
-      };
+      const { line, col } = lineCounter.linePos(e.pos[0]);
+      return { field: "(syntax)", message: e.message.split("\n")[0] ?? e.message, line, col };
     });
     throw configError(origin, issues);
   }

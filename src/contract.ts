@@ -31,7 +31,8 @@ export interface Decision {
   status?: number;
   narrow?: Record<string, string>[];
   keep?: string[];
-  drop?: { ref: string; reason: string }[];
+  /** `index`: position in `response.entry`, or -1 for a single-resource response. */
+  drop?: { ref: string; reason: string; index?: number }[];
   entries?: Decision[];
   reasons?: Reason[];
   required_scopes?: string[];

@@ -1,0 +1,195 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { EMBEDDED_ORIGIN, loadConfig, parseConfig } from "../src/config.js";
+import { DEMO_ISSUER, PACKAGE_ROOT } from "../src/default-config.js";
+import { SmartAuthzError } from "../src/errors.js";
+import { REPO, tempDir, writeFile } from "./helpers/fixtures.js";
+
+const VALID = `server:
+  listen: "0.0.0.0:9000"
+tokens:
+  issuers:
+    - issuer: https://issuer.example
+      audience: https://fhir.example
+      jwks_uri: https://issuer.example/jwks.json
+bundle:
+  source: ./bundle.tar.gz
+policy:
+  marker: hello
+`;
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, "cfg.yaml", "/etc/smart-authz");
+  } catch (err) {
+    expect(err).toBeInstanceOf(SmartAuthzError);
+    expect((err as SmartAuthzError).code).toBe("CONFIG_INVALID");
+    return (
+      (err as SmartAuthzError).details!.issues as {
+        field: string;
+        message: string;
+        line?: number;
+        col?: number;
+      }[]
+    ).map((i) => `${i.line}:${i.col} ${i.field}: ${i.message}`);
+  }
+  throw new Error("expected the config to be rejected");
+}
+
+describe("config", () => {
+  it("accepts a valid file and fills in defaults", () => {
+    const c = parseConfig(VALID, "cfg.yaml", "/etc/smart-authz");
+    expect(c.server).toMatchObject({
+      host: "0.0.0.0",
+      port: 9000,
+      bodyLimitBytes: 1024 * 1024,
+      fhirBasePath: "/",
+    });
+    expect(c.tokens.issuers[0]).toEqual({
+      issuer: "https://issuer.example",
+      audience: ["https://fhir.example"],
+      algorithms: ["RS256", "ES256"],
+      jwks: { kind: "url", url: "https://issuer.example/jwks.json" },
+    });
+    expect(c.tokens).toMatchObject({
+      clockToleranceSeconds: 30,
+      maxTokenBytes: 16384,
+      trustForwardedClaims: false,
+    });
+    expect(c.bundle.source).toEqual({ kind: "file", path: "/etc/smart-authz/bundle.tar.gz" });
+    expect(c.policy).toEqual({ marker: "hello" });
+    expect(c.logging).toEqual({ level: "info", decisions: true, unmask: false });
+    expect(c.demo).toBe(false);
+  });
+
+  it("uses the embedded demo config when no file is given, with paths relative to the package", () => {
+    const c = loadConfig(undefined, {});
+    expect(c.origin).toBe(EMBEDDED_ORIGIN);
+    expect(c.demo).toBe(true);
+    expect(c.tokens.issuers.map((i) => i.issuer)).toEqual([DEMO_ISSUER]);
+    expect(c.bundle.source).toEqual({ kind: "file", path: join(PACKAGE_ROOT, "build/bundle.tar.gz") });
+    expect(PACKAGE_ROOT).toBe(REPO);
+  });
+
+  it("reads the file named by SMART_AUTHZ_CONFIG and applies environment overrides", () => {
+    const dir = tempDir();
+    const file = writeFile(dir, "c.yaml", VALID);
+    const c = loadConfig(undefined, {
+      SMART_AUTHZ_CONFIG: file,
+      SMART_AUTHZ_LISTEN: "[::1]:7000",
+      SMART_AUTHZ_BUNDLE: "https://bundles.example/b.tar.gz",
+      SMART_AUTHZ_BUNDLE_TOKEN: "s3cret",
+      SMART_AUTHZ_LOG_LEVEL: "debug",
+    });
+    expect(c.origin).toBe(file);
+    expect(c.server).toMatchObject({ host: "::1", port: 7000 });
+    expect(c.bundle.source).toEqual({ kind: "url", url: "https://bundles.example/b.tar.gz" });
+    expect(c.bundle.bearerToken).toBe("s3cret");
+    expect(c.logging.level).toBe("debug");
+  });
+
+  it("rejects a bad environment override with the variable's name", () => {
+    expect(() => loadConfig(undefined, { SMART_AUTHZ_LISTEN: "nonsense" })).toThrow(
+      /SMART_AUTHZ_LISTEN: expected "host:port"/,
+    );
+    expect(() => loadConfig(undefined, { SMART_AUTHZ_LOG_LEVEL: "loud" })).toThrow(
+      /SMART_AUTHZ_LOG_LEVEL: must be one of/,
+    );
+  });
+
+  it("names a missing config file", () => {
+    expect(() => loadConfig("/nonexistent/smart-authz.yaml", {})).toThrow(
+      "config file not found: /nonexistent/smart-authz.yaml",
+    );
+  });
+
+  it("reports YAML syntax errors with line and column", () => {
+    const [p] = problems("tokens:\n  issuers: [\n bundle: x\n");
+    expect(p).toBe(
+      "3:2 (syntax): Flow sequence in block collection must be sufficiently indented and end with a ]",
+    );
+  });
+
+  it("reports an unknown field at its key, with the fields it expected", () => {
+    const text = VALID.replace("  issuers:", "  isuers: []\n  issuers:");
+    expect(problems(text)).toEqual([
+      "4:3 tokens.isuers: unknown field; expected one of issuers, clock_tolerance_seconds, max_token_bytes, cache_max_entries, jwks_cooldown_seconds, jwks_cache_max_age_seconds, jwks_timeout_ms, trust_forwarded_claims",
+    ]);
+  });
+
+  it("reports every problem at once, each at its own line", () => {
+    const text = `server:
+  listen: "host:99999"
+  body_limit: lots
+tokens:
+  issuers:
+    - issuer: https://a.example
+      algorithms: [none, HS256, ES256]
+      jwks_uri: ftp://a.example/jwks
+      jwks_file: ./jwks.json
+bundle: {}
+logging:
+  level: loud
+  unmask: "yes"
+policy: [1, 2]
+`;
+    expect(problems(text)).toEqual([
+      "2:11 server.listen: port 99999 is out of range (0-65535)",
+      '3:15 server.body_limit: must be a size such as 1048576, "512kb" or "1mb", got "lots"',
+      "6:7 tokens.issuers[0].audience: required: the audience (a string or a list of strings) your tokens carry in `aud`",
+      "7:20 tokens.issuers[0].algorithms[0]: none is never accepted (unsigned or shared-secret tokens); allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
+      "7:26 tokens.issuers[0].algorithms[1]: HS256 is never accepted (unsigned or shared-secret tokens); allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
+      "6:7 tokens.issuers[0]: exactly one of jwks_uri, jwks_file or jwks is required (got jwks_uri, jwks_file)",
+      "10:9 bundle.source: required",
+      "12:10 logging.level: must be one of fatal, error, warn, info, debug, trace, silent",
+      '13:11 logging.unmask: must be true or false, got "yes"',
+      "14:9 policy: must be a mapping, got a list",
+    ]);
+  });
+
+  it("requires at least one issuer and rejects duplicates", () => {
+    expect(problems("tokens:\n  issuers: []\nbundle:\n  source: b.tar.gz\n")).toEqual([
+      "2:12 tokens.issuers: must be a non-empty list of trusted token issuers",
+    ]);
+    const dup = VALID.replace(
+      "bundle:",
+      "    - issuer: https://issuer.example\n      audience: x\n      jwks_uri: https://issuer.example/jwks.json\nbundle:",
+    );
+    expect(problems(dup)).toEqual([
+      '8:15 tokens.issuers[1].issuer: duplicate issuer "https://issuer.example"',
+    ]);
+  });
+
+  it("rejects an empty file and a non-mapping root", () => {
+    expect(problems("")).toEqual([
+      "undefined:undefined (root): the config is empty; expected a mapping with at least `tokens` and `bundle`",
+    ]);
+    expect(problems("- a\n- b\n")).toEqual(["1:1 (root): must be a mapping, got a list"]);
+  });
+
+  it("checks the bundle verification section", () => {
+    const text = VALID.replace(
+      "  source: ./bundle.tar.gz",
+      "  source: ./bundle.tar.gz\n  verification:\n    public_key_file: ./missing.pem\n    algorithm: HS256",
+    );
+    expect(problems(text)).toEqual([
+      "11:22 bundle.verification.public_key_file: file not found: /etc/smart-authz/missing.pem",
+      '12:16 bundle.verification.algorithm: unsupported algorithm "HS256"; allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA',
+    ]);
+  });
+
+  it("accepts inline and file JWKS and sizes with units", () => {
+    const text = `server: { body_limit: 256kb, listen: 8080 }
+tokens:
+  issuers:
+    - { issuer: a, audience: [x, y], jwks: { keys: [{ kty: EC }] } }
+    - { issuer: b, audience: x, jwks_file: keys/jwks.json, algorithms: [PS256] }
+bundle: { source: "http://bundles.local/b.tar.gz" }
+`;
+    const c = parseConfig(text, "c.yaml", "/srv");
+    expect(c.server).toMatchObject({ host: "127.0.0.1", port: 8080, bodyLimitBytes: 256 * 1024 });
+    expect(c.tokens.issuers[0]!.jwks).toEqual({ kind: "inline", jwks: { keys: [{ kty: "EC" }] } });
+    expect(c.tokens.issuers[1]!.jwks).toEqual({ kind: "file", path: "/srv/keys/jwks.json" });
+    expect(c.bundle.source).toEqual({ kind: "url", url: "http://bundles.local/b.tar.gz" });
+  });
+});
