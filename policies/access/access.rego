@@ -29,9 +29,21 @@ decide(c, req, resource) := verdict.allow if {
 	c.interaction == "capabilities"
 } else := v if {
 	v := request_level_denial(c)
-} else := verdict.all_of_list([letter_verdict(c, req, resource, l) | some l in c.letters]) if {
+} else := v if {
+	c.interaction in system_interactions
+	v := complete_all_of([letter_verdict(object.union(c, {"type": t}), req, resource, "s") | some t in c.types], count(c.types))
+} else := v if {
+	not c.interaction in system_interactions
 	c.interaction != "operation"
-} else := operation_verdict(c, req, resource)
+	v := complete_all_of([letter_verdict(c, req, resource, l) | some l in c.letters], count(c.letters))
+} else := v if {
+	c.interaction == "operation"
+	v := operation_verdict(c, req, resource)
+} else := verdict.deny(500, "policy-incomplete", "the policy could not decide every part of this request")
+
+# All verdicts must hold, and there must be one for every part: a part the policy could not
+# decide is a deny, never a silently smaller conjunction.
+complete_all_of(vs, expected) := verdict.all_of_list(vs) if count(vs) == expected
 
 # --- Letters and grants -------------------------------------------------------------------
 
@@ -87,6 +99,7 @@ context_verdict(g, c, req, resource, l) := verdict.allow if {
 
 patient_verdict(c, req, resource, l, pid) := v if {
 	c.interaction in instance_interactions
+	c.level == "instance"
 	v := patient_instance_verdict(c, req, resource, l, pid)
 } else := v if {
 	c.interaction == "create"
@@ -136,10 +149,10 @@ patient_type_verdict(t, l) := verdict.allow if {
 	t in config.shared_types
 } else := verdict.deny(403, "type-outside-patient-compartment", concat("", [t, " is not in the Patient compartment and is not configured as shared with patient/ scopes"]))
 
-patient_type_writable(t) := verdict.allow if {
-	compartment.member_type(t)
-} else := verdict.deny(403, "patient-scope-cannot-create-patient", "a patient/ scope cannot create or conditionally change Patient resources") if {
+patient_type_writable(t) := verdict.deny(403, "patient-scope-cannot-create-patient", "a patient/ scope cannot create or conditionally change Patient resources") if {
 	t == "Patient"
+} else := verdict.allow if {
+	compartment.member_type(t)
 } else := patient_type_verdict(t, "c")
 
 # The stored instance must be in the compartment; without it, only a narrowed form is allowed.
@@ -199,6 +212,7 @@ constraint_verdict(g, c, req, resource, l) := verdict.allow if {
 	not constraint.all_supported(c.type, g.constraints)
 } else := v if {
 	c.interaction in instance_interactions
+	c.level == "instance"
 	v := verdict.all_of_list([
 		constraint_stored_verdict(g, c, resource),
 		constraint_body_verdict(g, c, req),
@@ -296,10 +310,10 @@ hidden(c, code) := verdict.deny(config.hidden_status, code, concat("", [c.type, 
 # Unsupported or unknown search parameters, chains and reverse chains through types the token
 # cannot search (FHIR R4 security: "Chained search provides the ability to disclose information
 # on related resources").
-request_level_denial(c) := v if {
+request_level_denial(c) := denials[0] if {
 	searchy(c)
-	some p in c.params
-	v := param_denial(c, p)
+	denials := [v | some p in c.params; v := param_denial(c, p)]
+	count(denials) > 0
 }
 
 searchy(c) if c.interaction in search_interactions
@@ -310,28 +324,20 @@ searchy(c) if c.conditional
 
 unsupported_params := {"_filter", "_query", "_contained", "_containedType"}
 
-param_denial(_, p) := verdict.deny(403, "search-parameter-unsupported", concat("", ["the search parameter ", p.name, " cannot be authorized and is refused"])) if {
+param_denial(c, p) := verdict.deny(403, "search-parameter-unsupported", concat("", ["the search parameter ", p.name, " cannot be authorized and is refused"])) if {
 	p.name in unsupported_params
-}
-
-param_denial(c, p) := v if {
+} else := v if {
 	startswith(p.name, "_has:")
 	v := has_denial(c, p)
-}
-
-param_denial(c, p) := v if {
+} else := v if {
 	not startswith(p.name, "_has:")
 	p.chain != ""
 	v := chain_denial(c, p)
-}
-
-param_denial(_, p) := verdict.deny(400, "include-malformed", concat("", ["cannot authorize ", p.name, "=", concat(",", p.values)])) if {
+} else := verdict.deny(400, "include-malformed", concat("", ["cannot authorize ", p.name, "=", concat(",", p.values)])) if {
 	p.base in {"_include", "_revinclude"}
 	some v in p.values
 	not include_value_ok(v)
-}
-
-param_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", ["unknown search parameter '", p.name, "' for ", c.type])) if {
+} else := verdict.deny(400, "search-parameter-unknown", concat("", ["unknown search parameter '", p.name, "' for ", c.type])) if {
 	config.unknown_search_parameters == "deny"
 	not startswith(p.name, "_has:")
 	p.chain == ""
@@ -369,9 +375,9 @@ has_denial(c, p) := verdict.deny(400, "search-parameter-malformed", concat("", [
 # type must be searchable by the token.
 chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", ["cannot resolve the chained parameter ", p.name])) if {
 	count(chain_targets(c, p)) == 0
-} else := scope_missing(c, t, ["s"]) if {
-	some t in chain_targets(c, p)
-	count(grant.for(t, "s")) == 0
+} else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
+	missing := [t | some t in chain_targets(c, p); count(grant.for(t, "s")) == 0]
+	count(missing) > 0
 }
 
 chain_targets(_, p) := [p.modifier] if fhir.resource_type(p.modifier)

@@ -72,6 +72,9 @@ document(v, c) := object.union(
 	obligations(c),
 ) if {
 	v.decision == "filter"
+	count(v.narrow) > 0
+} else := object.union({"decision": "filter", "reasons": scope_reasons}, obligations(c)) if {
+	v.decision == "filter"
 } else := object.union(
 	{
 		"decision": "deny",
@@ -118,6 +121,9 @@ includes_related(c) if {
 response_decision(c, v, response) := object.union(document(v, c), {"keep": [], "drop": []}) if {
 	response.resourceType == "Bundle"
 	count(bundle_items(response)) == 0
+} else := document(verdict.deny(500, "policy-incomplete", "not every response entry could be checked"), c) if {
+	response.resourceType == "Bundle"
+	count([check_item(item) | some item in bundle_items(response)]) != count(bundle_items(response))
 } else := object.union(document(v, c), {"keep": keep, "drop": drop}) if {
 	response.resourceType == "Bundle"
 	checked := [check_item(item) | some item in bundle_items(response)]
@@ -180,9 +186,11 @@ nested_visible(e) if {
 	access.visibility(e.resource).decision == "allow"
 }
 
-item_reason(resource) := "nested-bundle-hidden" if resource.resourceType == "Bundle"
-
-item_reason(resource) := access.visibility(resource).reason.code if resource.resourceType != "Bundle"
+item_reason(resource) := "nested-bundle-hidden" if {
+	resource.resourceType == "Bundle"
+} else := access.visibility(resource).reason.code if {
+	access.visibility(resource).decision == "deny"
+} else := "unreadable-resource"
 
 ref_of(resource, _) := concat("/", [resource.resourceType, resource.id]) if {
 	is_string(resource.resourceType)

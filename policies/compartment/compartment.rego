@@ -46,7 +46,7 @@ linking_elements(t) := {path[0] | some link in links(t); some path in link.paths
 linking_params(t) := {n |
 	some name, link in links(t)
 	some n in {name, link.narrow_param}
-}
+} if t != "Patient"
 
 linking_params("Patient") := {"_id", "link"}
 

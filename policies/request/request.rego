@@ -57,22 +57,20 @@ path_segments(url) := [] if url_path(url) == ""
 
 path_segments(url) := [text.percent_decode(s) | some s in split(url_path(url), "/")] if url_path(url) != ""
 
-url_error(url) := "request.url must be relative to the FHIR base, not absolute" if regex.match(`^[a-zA-Z][a-zA-Z0-9+.-]*:`, url)
-
-url_error(url) := "request.url must be relative to the FHIR base (no leading '/')" if startswith(url, "/")
-
-url_error(url) := "request.url contains a fragment" if contains(url, "#")
-
-url_error(url) := "request.url has an empty, '.' or '..' path segment" if {
-	url_path(url) != ""
-	some s in split(url_path(url), "/")
-	bad_segment(s)
-}
-
-url_error(url) := "request.url has a badly percent-encoded path segment" if {
+url_error(url) := "request.url must be relative to the FHIR base, not absolute" if {
+	regex.match(`^[a-zA-Z][a-zA-Z0-9+.-]*:`, url)
+} else := "request.url must be relative to the FHIR base (no leading '/')" if {
+	startswith(url, "/")
+} else := "request.url contains a fragment" if {
+	contains(url, "#")
+} else := "request.url has a badly percent-encoded path segment" if {
 	url_path(url) != ""
 	some s in split(url_path(url), "/")
 	not text.percent_decode(s)
+} else := "request.url has an empty, '.' or '..' path segment" if {
+	url_path(url) != ""
+	some s in split(url_path(url), "/")
+	bad_segment(s)
 }
 
 bad_segment("")

@@ -30,15 +30,29 @@ all_of(a, b) := a if {
 	count(combined) > 0
 } else := deny(403, "constraints-unsatisfiable", "the granted constraints cannot be met together by any resource")
 
-all_of_list(vs) := allow if count(vs) == 0
+# METADATA
+# title: all_of_list
+# description: |
+#   Every verdict must hold. Narrowing from more than four verdicts at once is refused rather than
+#   approximated.
+all_of_list(vs) := [v | some v in vs; v.decision == "deny"][0] if {
+	some v in vs
+	v.decision == "deny"
+} else := allow if {
+	every v in vs {
+		v.decision == "allow"
+	}
+} else := fold_filters([v | some v in vs; v.decision == "filter"])
 
-all_of_list(vs) := vs[0] if count(vs) == 1
+fold_filters(fs) := fs[0] if count(fs) == 1
 
-all_of_list(vs) := all_of(vs[0], vs[1]) if count(vs) == 2
+fold_filters(fs) := all_of(fs[0], fs[1]) if count(fs) == 2
 
-all_of_list(vs) := all_of(all_of(vs[0], vs[1]), vs[2]) if count(vs) == 3
+fold_filters(fs) := all_of(all_of(fs[0], fs[1]), fs[2]) if count(fs) == 3
 
-all_of_list(vs) := all_of(all_of(all_of(vs[0], vs[1]), vs[2]), vs[3]) if count(vs) == 4
+fold_filters(fs) := all_of(all_of(all_of(fs[0], fs[1]), fs[2]), fs[3]) if count(fs) == 4
+
+fold_filters(fs) := deny(403, "narrowing-too-complex", "too many independent narrowings to combine safely") if count(fs) > 4
 
 # Two alternatives can be ANDed into one object when they agree on every shared parameter.
 compatible(x, y) if {
