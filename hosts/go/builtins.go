@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -54,7 +55,11 @@ func requiredBuiltins(ctx context.Context, policy []byte) ([]string, error) {
 	if _, err := h.Instantiate(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := r.InstantiateWithConfig(ctx, envGlue(), wazero.NewModuleConfig().WithName("env")); err != nil {
+	minPages, maxPages, err := memoryLimits(policy)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.InstantiateWithConfig(ctx, envGlue(minPages, maxPages), wazero.NewModuleConfig().WithName("env")); err != nil {
 		return nil, fmt.Errorf("env module: %w", err)
 	}
 	mod, err := r.InstantiateWithConfig(ctx, policy, wazero.NewModuleConfig().WithName("policy"))
@@ -108,7 +113,7 @@ func cString(mem api.Memory, addr uint32) string {
 // envGlue is a tiny wasm module named "env" that owns the linear memory the policy imports
 // (env.memory) and re-exports the host functions under the names the policy imports. wazero's
 // host modules cannot export a memory, hence this hand-assembled module.
-func envGlue() []byte {
+func envGlue(minPages uint32, maxPages *uint32) []byte {
 	const i32 = 0x7f
 	sig := func(params, results int) []byte {
 		b := []byte{0x60, byte(params)}
@@ -141,7 +146,11 @@ func envGlue() []byte {
 		exports = append(append(exports, name(f.name)...), 0x00, byte(i))
 	}
 	exports = append(append(exports, name("memory")...), 0x02, 0x00)
-	memory := append([]byte{0x00}, uleb(2)...) // min 2 pages, no max: what OPA-compiled modules import
+	// The memory must match what the policy imports: its data segments need at least minPages.
+	memory := append([]byte{0x00}, uleb(minPages)...)
+	if maxPages != nil {
+		memory = append(append([]byte{0x01}, uleb(minPages)...), uleb(*maxPages)...)
+	}
 	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 	out = append(out, section(1, 6, types)...)
 	out = append(out, section(2, len(funcs), imports)...)
@@ -161,4 +170,127 @@ func uleb(v uint32) []byte {
 			return append(b, c)
 		}
 	}
+}
+
+// memoryLimits returns the limits for the memory given to the module: those of its env.memory
+// import, with the minimum raised to cover its active data segments. (OPA v1.20.2 can emit an
+// import minimum of 2 pages for a module whose data segments end beyond 2 pages; the SDKs only
+// work because they start with more memory: 5 pages in JS, 10 in Java, 16 in OPA's Go engine.)
+func memoryLimits(wasm []byte) (uint32, *uint32, error) {
+	bad := errors.New("policy.wasm: malformed module")
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return 0, nil, bad
+	}
+	pos := 8
+	fail := false
+	read := func() uint32 { // unsigned LEB128
+		var v uint32
+		for shift := 0; shift < 35; shift += 7 {
+			if pos >= len(wasm) {
+				break
+			}
+			b := wasm[pos]
+			pos++
+			v |= uint32(b&0x7f) << shift
+			if b&0x80 == 0 {
+				return v
+			}
+		}
+		fail = true
+		return 0
+	}
+	byteAt := func() byte {
+		if pos >= len(wasm) {
+			fail = true
+			return 0
+		}
+		pos++
+		return wasm[pos-1]
+	}
+	name := func() string {
+		n := int(read())
+		if fail || pos+n > len(wasm) {
+			fail = true
+			return ""
+		}
+		pos += n
+		return string(wasm[pos-n : pos])
+	}
+	limits := func() (uint32, *uint32) {
+		flag := byteAt()
+		lo := read()
+		if flag&1 == 1 {
+			hi := read()
+			return lo, &hi
+		}
+		return lo, nil
+	}
+	var minPages uint32
+	var maxPages *uint32
+	imported := false
+	var dataEnd uint64
+	for pos < len(wasm) && !fail {
+		id := byteAt()
+		size := int(read())
+		end := pos + size
+		if fail || end > len(wasm) {
+			return 0, nil, bad
+		}
+		switch id {
+		case 2: // imports
+			for n := read(); n > 0 && !fail; n-- {
+				mod, field := name(), name()
+				switch byteAt() {
+				case 0x00: // function
+					read()
+				case 0x01: // table
+					byteAt()
+					limits()
+				case 0x02: // memory
+					lo, hi := limits()
+					if mod == "env" && field == "memory" {
+						minPages, maxPages, imported = lo, hi, true
+					}
+				case 0x03: // global
+					byteAt()
+					byteAt()
+				default:
+					fail = true
+				}
+			}
+		case 11: // data: active segments at an i32.const offset into memory 0
+			for n := read(); n > 0 && !fail; n-- {
+				flag := read()
+				if flag == 1 { // passive
+					pos += int(read())
+					continue
+				}
+				if flag == 2 {
+					read() // memory index
+				}
+				if byteAt() != 0x41 { // i32.const
+					fail = true
+					break
+				}
+				offset := uint64(uint32(read())) // sign-extended i32, taken as unsigned
+				byteAt()                         // end
+				length := read()
+				pos += int(length)
+				dataEnd = max(dataEnd, offset+uint64(length))
+			}
+		}
+		pos = end
+	}
+	if fail {
+		return 0, nil, bad
+	}
+	if !imported {
+		return 0, nil, errors.New("policy.wasm does not import env.memory")
+	}
+	need := uint32((dataEnd + 65535) / 65536)
+	minPages = max(minPages, need)
+	if maxPages != nil && *maxPages < minPages {
+		return 0, nil, fmt.Errorf("policy.wasm: data needs %d pages but memory is capped at %d", minPages, *maxPages)
+	}
+	return minPages, maxPages, nil
 }

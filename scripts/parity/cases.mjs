@@ -3,6 +3,7 @@
 // Request vectors are evaluated at smart/api/decision with their contract input; parse vectors
 // at smart/api/scopes with {"scope": ...}. Every distinct scope string of the request vectors is
 // also run through smart/api/scopes (ids "scopes:<vector id>"), since the parser is shared code.
+// Then the derived cases below (ids "x:<vector id>:s<n>").
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,6 +37,21 @@ for (const v of vectors) {
   if (v.request && !scopeStrings.has(scope)) {
     scopeStrings.add(scope);
     add(`scopes:${v.id}`, "smart/api/scopes", { scope }, v.source);
+  }
+}
+
+// Derived cases: every request vector again under every other scope string of the vectors, so
+// that denials, required_scopes and narrowing get exercised far beyond the expected outcomes.
+// The policy's answer is not checked here, only that every host gives the same one.
+// PARITY_CROSS=0 leaves them out.
+if (process.env.PARITY_CROSS !== "0") {
+  const scopes = [...new Set(vectors.map((v) => v.scopes ?? ""))].sort();
+  for (const v of vectors.filter((x) => x.request)) {
+    scopes.forEach((scope, i) => {
+      if (scope === (v.scopes ?? "")) return;
+      const input = vectorToInput({ ...v, scopes: scope });
+      add(`x:${v.id}:s${i}`, "smart/api/decision", input, v.source);
+    });
   }
 }
 

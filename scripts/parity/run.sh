@@ -5,7 +5,7 @@
 #
 #   PARITY_HOSTS="go node"   run only these hosts (the reference, topdown, always runs)
 #   PARITY_BUNDLE=dir        bundle dir to test (default build/bundle)
-#   PARITY_POLICY=dir        Rego dir for the reference (default policies)
+#   PARITY_POLICY=dir        Rego dir for the reference (default policies; then it must match the bundle)
 #   PARITY_SELFTEST=0        skip the self-test (needs an OPA binary: $OPA or .tools/bin/opa)
 #
 # Hosts are built into build/parity/ (Go binary, Python venv) and hosts/java/target/, and rebuilt
@@ -26,6 +26,30 @@ die() { echo "parity: $*" >&2; exit 2; }
 [[ -d $POLICY ]] || die "$POLICY not found"
 mkdir -p "$OUT/bin" "$RES"
 rm -f "$RES"/*
+
+# Snapshot the bundle and the Rego, so that a `make build` or an edit elsewhere in the tree during
+# the run cannot mix two versions. The reference must evaluate the sources the wasm was built from:
+# the Rego inside the bundle cannot serve, since `opa build -t wasm` strips the entrypoint rules
+# (and comments) from the modules it packs. `make build` stamps the bundle revision with a hash of
+# policies/ (every .rego, tests included, and data.json, in `find` order); when POLICY is the
+# default, that hash is checked against the sources before and after they are copied.
+SNAP=$OUT/snapshot
+rm -rf "$SNAP" && mkdir -p "$SNAP"
+cp -a "$BUNDLE" "$SNAP/bundle"
+policy_hash() { (cd "$ROOT" && cat $(find policies -name '*.rego') $(find policies -name 'data.json') | sha256sum | cut -c1-12); }
+revision=$(node -e 'try { console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).revision ?? "") } catch { console.log("") }' "$SNAP/bundle/.manifest")
+if [[ -z ${PARITY_POLICY:-} && $revision =~ -([0-9a-f]{12})$ ]]; then
+  before=$(policy_hash)
+  cp -a "$POLICY" "$SNAP/policies"
+  after=$(policy_hash)
+  if [[ $before != "${BASH_REMATCH[1]}" || $after != "${BASH_REMATCH[1]}" ]]; then
+    die "policies/ changed after build/bundle was built (bundle revision $revision, sources now $after); run 'make parity' again"
+  fi
+else
+  cp -a "$POLICY" "$SNAP/policies"
+fi
+BUNDLE=$SNAP/bundle
+POLICY=$SNAP/policies
 
 wants() { [[ " $HOSTS " == *" $1 "* ]]; }
 now() { date +%s.%N; }
