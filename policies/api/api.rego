@@ -53,9 +53,20 @@ single_decision(req, resource, response) := document(
 	v := access.decide(c, req, resource)
 	v.decision != "deny"
 	is_object(response)
-} else := document(access.decide(c, req, resource), c) if {
+} else := with_stored_resource_note(document(access.decide(c, req, resource), c), c, resource) if {
 	c := request.classify(req)
 }
+
+# An instance interaction decided without the stored resource says so: it is allowed only in the
+# narrowed form (as a conditional interaction, or by checking the response).
+with_stored_resource_note(d, c, resource) := object.union(d, {"reasons": array.concat(d.reasons, [{
+	"code": "stored-resource-not-supplied",
+	"message": "the stored resource was not supplied: allowed only where it matches `narrow` (use a conditional interaction or check the response with the filter step)",
+}])}) if {
+	d.decision == "filter"
+	c.level == "instance"
+	resource == null
+} else := d
 
 # METADATA
 # title: document

@@ -42,11 +42,27 @@ member(resource, id) if {
 linking_elements(t) := {path[0] | some link in links(t); some path in link.paths}
 
 # The Patient-referencing parameters of a search on type t: the compartment's own parameters,
-# the names used for narrowing, and `patient` where the type defines it as a Patient reference.
-linking_params(t) := {n |
+# the names used for narrowing, and every other reference parameter whose paths are all linking
+# paths (Basic: `subject` reads Basic.subject, the path of the compartment's `patient`), so that
+# a value naming the patient can only match resources inside the compartment.
+linking_params(t) := compartment_params(t) | alias_params(t) if t != "Patient"
+
+compartment_params(t) := {n |
 	some name, link in links(t)
 	some n in {name, link.narrow_param}
-} if t != "Patient"
+}
+
+alias_params(t) := {name |
+	some name, sp in data.fhir.r4.search_params[t]
+	sp.type == "reference"
+	is_array(sp.paths)
+	count(sp.paths) > 0
+	every path in sp.paths {
+		path in linking_paths(t)
+	}
+}
+
+linking_paths(t) := {path | some link in links(t); some path in link.paths}
 
 linking_params("Patient") := {"_id", "link"}
 

@@ -63,7 +63,10 @@ search_implies(params, c) if {
 }
 
 # The narrowing alternative that confines a search to the constraints it does not already imply.
-narrowing(params, constraints) := {c.param: concat(",", c.values) | some c in constraints; not search_implies(params, c)}
+narrowing(params, constraints) := {c.param: concat(",", [replace(v, ",", "\\,") | some v in c.values]) |
+	some c in constraints
+	not search_implies(params, c)
+}
 
 # Element names a patch must not touch: the first element of every constraint's path.
 guarded_elements(t, constraints) := {path[0] | some c in constraints; some path in search_param(t, c.param).paths}
