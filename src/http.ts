@@ -250,10 +250,7 @@ async function handleDecision(
     endpoint === "gateway" ||
     req.query.mode === "gateway" ||
     req.get("x-smart-authz-mode")?.toLowerCase() === "gateway";
-  const parsed =
-    endpoint === "gateway" && !hasJsonBody(req)
-      ? gatewayRequest(ctx, req)
-      : parseDecisionRequest(ctx, req, endpoint);
+  const parsed = endpoint === "gateway" ? gatewayRequest(ctx, req) : parseDecisionRequest(ctx, req, endpoint);
 
   let claims = parsed.claims;
   let tokenReason: string | undefined;
@@ -379,10 +376,6 @@ function tokenDenial(err: TokenError): Decision {
   return decision;
 }
 
-function hasJsonBody(req: Request): boolean {
-  return typeof req.body === "object" && req.body !== null && Object.keys(req.body as object).length > 0;
-}
-
 function bearerFromHeader(value: string | undefined): string | undefined {
   if (!value) return undefined;
   const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(value);
@@ -497,6 +490,7 @@ const HOP_HEADERS = new Set([
  * A decision request built from a gateway's forwarded request (Envoy ext_authz HTTP service:
  * `/v1/gateway/<original path>` with the original method; NGINX auth_request: X-Original-URI and
  * X-Original-Method headers). The FHIR base path configured in `server.fhir_base_path` is removed.
+ * The token is the forwarded Authorization header.
  */
 function gatewayRequest(ctx: AppContext, req: Request): ParsedDecisionRequest {
   const originalUri = req.get("x-original-uri") ?? req.get("x-forwarded-uri");
@@ -516,11 +510,17 @@ function gatewayRequest(ctx: AppContext, req: Request): ParsedDecisionRequest {
     if (HOP_HEADERS.has(name) || value === undefined) continue;
     headers[name] = Array.isArray(value) ? value.join(", ") : value;
   }
-  return {
-    token: undefined,
-    claims: undefined,
-    input: { request: { method, url: relativeToBase(target, ctx.config.server.fhirBasePath), headers } },
+  const request: DecisionInput["request"] = {
+    method,
+    url: relativeToBase(target, ctx.config.server.fhirBasePath),
+    headers,
   };
+  // A forwarded FHIR body (Envoy `with_request_body`) is the request's body, never a decision request.
+  const body: unknown = req.body;
+  if (body !== undefined && !(typeof body === "object" && body !== null && Object.keys(body).length === 0)) {
+    request.body = body;
+  }
+  return { token: undefined, claims: undefined, input: { request } };
 }
 
 function relativeToBase(uri: string, basePath: string): string {

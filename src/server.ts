@@ -96,12 +96,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err) => {
       bundles.stop();
-      reject(
-        new SmartAuthzError(
-          "CONFIG_INVALID",
-          `cannot listen on ${config.server.host}:${config.server.port}: ${err.message}`,
-        ),
-      );
+      reject(new Error(`cannot listen on ${config.server.host}:${config.server.port}: ${err.message}`));
     });
     server.listen(config.server.port, config.server.host, () => resolve());
   });
