@@ -9,7 +9,9 @@ const HOST_BUILTINS = {};
 
 const [dir, casesPath, outPath] = process.argv.slice(2);
 if (!dir || !casesPath) throw new Error("usage: host.mjs <bundle dir> <cases.json> [out.json]");
-const policy = await opa.loadPolicy(readFileSync(join(dir, "policy.wasm")), undefined, HOST_BUILTINS);
+// The service's memory settings (src/engine.ts DEFAULT_MEMORY): 64 KiB pages, 2 MiB to 256 MiB.
+const memory = { initial: 32, maximum: 4096 };
+const policy = await opa.loadPolicy(readFileSync(join(dir, "policy.wasm")), memory, HOST_BUILTINS);
 
 // builtins() names every builtin the module calls out to the host for; refuse any we do not supply
 // (opa-wasm would otherwise quietly use its own JS versions of sprintf, regex.*, yaml.* and others).

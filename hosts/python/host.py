@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import opapywasm.runtime
+import wasmtime
 from opapywasm import UNDEFINED, OpaWasmPolicy, PolicyConfig
 
 # Non-native builtins this host supplies (name -> callable). The policy is meant to need none.
@@ -18,7 +20,14 @@ def main(argv: list[str]) -> int:
         print("usage: host.py <bundle dir> <cases.json> [out.json]", file=sys.stderr)
         return 2
     bundle = Path(argv[0])
-    policy = OpaWasmPolicy.from_wasm_file(bundle / "policy.wasm", PolicyConfig(pool_size=1, eval_timeout_seconds=60.0))
+    wasm = (bundle / "policy.wasm").read_bytes()
+    # Workaround for opa-py-wasm 1.2.1: it always offers a 2-page env.memory and retries larger only
+    # when data segments overflow, so a module whose memory import asks for more than 2 pages fails
+    # with "incompatible import type for env::memory". Start at the module's own minimum instead.
+    for imp in wasmtime.Module(wasmtime.Engine(), wasm).imports:
+        if imp.module == "env" and imp.name == "memory" and isinstance(imp.type, wasmtime.MemoryType):
+            opapywasm.runtime._DEFAULT_MEMORY_PAGES = max(opapywasm.runtime._DEFAULT_MEMORY_PAGES, imp.type.limits.min)
+    policy = OpaWasmPolicy.from_wasm_bytes(wasm, PolicyConfig(pool_size=1, eval_timeout_seconds=60.0))
 
     # builtins() of the module: every builtin it calls out to the host for. opa-py-wasm would quietly
     # offer its own defaults (sprintf, yaml.*); this host supplies exactly HOST_BUILTINS.

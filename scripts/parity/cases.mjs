@@ -42,16 +42,22 @@ for (const v of vectors) {
 
 // Derived cases: every request vector again under every other scope string of the vectors, so
 // that denials, required_scopes and narrowing get exercised far beyond the expected outcomes.
-// The policy's answer is not checked here, only that every host gives the same one.
-// PARITY_CROSS=0 leaves them out.
+// The policy's answer is not checked here, only that every host gives the same one. The product
+// grows quadratically with the vectors, so at most PARITY_CROSS_MAX (default 3000) are kept, an
+// evenly spread, deterministic selection. PARITY_CROSS=0 leaves them out.
 if (process.env.PARITY_CROSS !== "0") {
   const scopes = [...new Set(vectors.map((v) => v.scopes ?? ""))].sort();
+  const derived = [];
   for (const v of vectors.filter((x) => x.request)) {
     scopes.forEach((scope, i) => {
-      if (scope === (v.scopes ?? "")) return;
-      const input = vectorToInput({ ...v, scopes: scope });
-      add(`x:${v.id}:s${i}`, "smart/api/decision", input, v.source);
+      if (scope !== (v.scopes ?? "")) derived.push([v, scope, i]);
     });
+  }
+  const max = Number(process.env.PARITY_CROSS_MAX ?? 3000);
+  const step = Math.max(1, derived.length / max);
+  for (let k = 0; k < derived.length; k += step) {
+    const [v, scope, i] = derived[Math.floor(k)];
+    add(`x:${v.id}:s${i}`, "smart/api/decision", vectorToInput({ ...v, scopes: scope }), v.source);
   }
 }
 

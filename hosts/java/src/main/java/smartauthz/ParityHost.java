@@ -1,6 +1,8 @@
 package smartauthz;
 
 import com.dylibso.chicory.runtime.ByteArrayMemory;
+import com.dylibso.chicory.wasm.Parser;
+import com.dylibso.chicory.wasm.types.MemoryImport;
 import com.dylibso.chicory.wasm.types.MemoryLimits;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -50,10 +52,12 @@ public final class ParityHost {
     Path dataPath = dir.resolve("data.json");
     String data = Files.exists(dataPath) ? Files.readString(dataPath, StandardCharsets.UTF_8) : "{}";
 
-    checkBuiltins(wasm);
+    int initialPages = initialPages(wasm);
+    checkBuiltins(wasm, initialPages);
 
     OpaPolicy.Builder builder = OpaPolicy.builder()
         .withPolicy(wasm)
+        .withInitialMemory(initialPages)
         .withDefaultBuiltins(false)
         .addBuiltins(HOST_BUILTINS.values().toArray(new OpaBuiltin.Builtin[0]));
     if (interpreter) builder = builder.disableCompiler();
@@ -79,12 +83,20 @@ public final class ParityHost {
     else System.out.println(text);
   }
 
+  /** The library's default of 10 pages, or more if the module's env.memory import asks for more. */
+  static int initialPages(byte[] wasm) {
+    return Parser.parse(wasm).importSection().stream()
+        .filter(i -> i instanceof MemoryImport && i.module().equals("env") && i.name().equals("memory"))
+        .mapToInt(i -> ((MemoryImport) i).limits().initialPages())
+        .reduce(10, Math::max);
+  }
+
   /** Asks the module's builtins() export which host builtins it calls; refuses any not supplied. */
-  static void checkBuiltins(byte[] wasm) throws Exception {
+  static void checkBuiltins(byte[] wasm, int initialPages) throws Exception {
     OpaWasm probe = OpaWasm.builder()
         .withInputStream(new ByteArrayInputStream(wasm))
         .withJsonMapper(new ObjectMapper())
-        .withMemory(new ByteArrayMemory(new MemoryLimits(10, MemoryLimits.MAX_PAGES)))
+        .withMemory(new ByteArrayMemory(new MemoryLimits(initialPages, MemoryLimits.MAX_PAGES)))
         .withDefaultBuiltins(false)
         .disableCompiler()
         .build();
