@@ -1,8 +1,10 @@
 /**
  * The policy engine: a thin layer over the compiled WASM policy. It loads a bundle, supplies data,
- * checks the module's builtin needs at load time, and evaluates with an object input. Any failure
- * inside evaluation becomes a deny (fail closed), never an exception to the caller.
+ * checks the module's builtin needs at load time, and evaluates with an object input or with input
+ * that is already JSON text. Any failure inside evaluation becomes a deny (fail closed), never an
+ * exception to the caller of `decide`.
  */
+import { Buffer } from "node:buffer";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import type { PolicyBundle } from "./bundle.js";
 import type { Decision, DecisionInput } from "./contract.js";
@@ -27,18 +29,69 @@ export interface EngineOptions {
 
 type LoadedPolicy = Awaited<ReturnType<typeof loadPolicy>>;
 
+/** What a policy instance is made from, besides the module: enough to rebuild it in a worker thread. */
+export interface EngineInit {
+  revision: string;
+  wasmSha256: string;
+  /** The complete data document as JSON text (bundle data.json merged with the host's extra data). */
+  dataJson: string;
+  memory?: { initial: number; maximum: number };
+}
+
+/**
+ * The parts of opa-wasm's LoadedPolicy (pinned 1.10.0, ABI 1.2+) that the raw-JSON fast path uses.
+ * With ABI >= 1.2 one `opa_eval` call parses the input text, evaluates and dumps the result set; the
+ * heap is reset to `dataHeapPtr` on every call, so nothing accumulates between evaluations.
+ */
+interface RawPolicy {
+  wasmInstance: WebAssembly.Instance;
+  mem: WebAssembly.Memory;
+  dataAddr: number;
+  dataHeapPtr: number;
+  minorVersion: number;
+  entrypoints: Record<string, number>;
+}
+
+type OpaEval = (
+  reserved: number,
+  entrypoint: number,
+  data: number,
+  input: number,
+  inputLen: number,
+  heap: number,
+  format: number,
+) => number;
+
+const WASM_PAGE = 64 * 1024;
+const RESULT_PREFIX = '[{"result":';
+const RESULT_SUFFIX = "}]";
+
 export class PolicyEngine {
   readonly revision: string;
   readonly wasmSha256: string;
   readonly entrypoints: readonly string[];
+  /** The compiled module: instantiated again, without recompiling, by the worker threads of src/pool.ts. */
+  readonly module: WebAssembly.Module;
+  readonly memory: { initial: number; maximum: number };
+  private dataText: string | undefined;
+  private readonly opaEval: OpaEval | undefined;
 
   private constructor(
     private readonly policy: LoadedPolicy,
-    bundle: PolicyBundle,
+    module: WebAssembly.Module,
+    init: { revision: string; wasmSha256: string; memory: { initial: number; maximum: number } },
+    private readonly dataDocument: Record<string, unknown> | undefined,
+    dataJson: string | undefined,
   ) {
-    this.revision = bundle.manifest.revision ?? "unknown";
-    this.wasmSha256 = bundle.wasmSha256;
+    this.revision = init.revision;
+    this.wasmSha256 = init.wasmSha256;
     this.entrypoints = Object.keys(policy.entrypoints);
+    this.module = module;
+    this.memory = init.memory;
+    this.dataText = dataJson;
+    const raw = policy as unknown as RawPolicy;
+    const fn = (raw.wasmInstance.exports as Record<string, unknown>).opa_eval;
+    this.opaEval = raw.minorVersion >= 2 && typeof fn === "function" ? (fn as OpaEval) : undefined;
   }
 
   static async load(
@@ -48,19 +101,36 @@ export class PolicyEngine {
   ): Promise<PolicyEngine> {
     const compiled = module ?? (await compileModule(bundle.wasm));
     assertBuiltinsSupplied(requiredBuiltins(compiled));
-    let policy: LoadedPolicy;
-    try {
-      policy = await loadPolicy(compiled, { ...(options.memory ?? DEFAULT_MEMORY) }, HOST_BUILTINS);
-    } catch (err) {
-      throw new SmartAuthzError("BUNDLE_INVALID", `cannot instantiate policy.wasm: ${describeError(err)}`);
-    }
-    for (const name of Object.values(ENTRYPOINTS)) {
-      if (!Object.prototype.hasOwnProperty.call(policy.entrypoints, name)) {
-        throw new SmartAuthzError("BUNDLE_INVALID", `policy.wasm lacks the entrypoint ${name}`);
-      }
-    }
-    policy.setData(mergeData(bundle.data, options.data ?? {}));
-    return new PolicyEngine(policy, bundle);
+    const memory = { ...(options.memory ?? DEFAULT_MEMORY) };
+    const policy = await instantiate(compiled, memory);
+    const data = mergeData(bundle.data, options.data ?? {});
+    policy.setData(data);
+    const init = { revision: bundle.manifest.revision ?? "unknown", wasmSha256: bundle.wasmSha256, memory };
+    return new PolicyEngine(policy, compiled, init, data, undefined);
+  }
+
+  /**
+   * Instantiates an already compiled and checked module with data given as JSON text (no parse in
+   * JavaScript): how a worker thread builds its copy of an engine from `engine.module` and `engine.init()`.
+   */
+  static async instantiate(module: WebAssembly.Module, init: EngineInit): Promise<PolicyEngine> {
+    assertBuiltinsSupplied(requiredBuiltins(module));
+    const memory = { ...(init.memory ?? DEFAULT_MEMORY) };
+    const policy = await instantiate(module, memory);
+    const bytes = Buffer.from(init.dataJson, "utf8");
+    policy.setData(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    return new PolicyEngine(policy, module, { ...init, memory }, undefined, init.dataJson);
+  }
+
+  /** Everything but the module that `PolicyEngine.instantiate` needs to build the same engine elsewhere. */
+  init(): EngineInit {
+    this.dataText ??= JSON.stringify(this.dataDocument ?? {});
+    return {
+      revision: this.revision,
+      wasmSha256: this.wasmSha256,
+      dataJson: this.dataText,
+      memory: this.memory,
+    };
   }
 
   /** Evaluates any entrypoint; throws SmartAuthzError on failure. Input must be an object. */
@@ -68,14 +138,74 @@ export class PolicyEngine {
     if (typeof input !== "object" || input === null || Array.isArray(input)) {
       throw new SmartAuthzError("INPUT_INVALID", "input must be a JSON object");
     }
-    let resultSet: unknown;
-    try {
-      resultSet = this.policy.evaluate(input, entrypoint);
-    } catch (err) {
-      throw new SmartAuthzError("POLICY_EVALUATION_FAILED", `policy evaluation failed: ${describeError(err)}`);
+    if (!this.opaEval) {
+      let resultSet: unknown;
+      try {
+        resultSet = this.policy.evaluate(input, entrypoint);
+      } catch (err) {
+        throw new SmartAuthzError(
+          "POLICY_EVALUATION_FAILED",
+          `policy evaluation failed: ${describeError(err)}`,
+        );
+      }
+      if (!Array.isArray(resultSet) || resultSet.length !== 1) return undefined;
+      return (resultSet[0] as { result?: unknown }).result;
     }
-    if (!Array.isArray(resultSet) || resultSet.length !== 1) return undefined;
-    return (resultSet[0] as { result?: unknown }).result;
+    let json: string;
+    try {
+      json = JSON.stringify(input);
+    } catch (err) {
+      throw new SmartAuthzError(
+        "POLICY_EVALUATION_FAILED",
+        `policy evaluation failed: ${describeError(err)}`,
+      );
+    }
+    const text = this.evaluateJson(entrypoint, json);
+    return text === undefined ? undefined : JSON.parse(text);
+  }
+
+  /**
+   * Evaluates any entrypoint with input that is already JSON text (a JSON object) and returns the
+   * result as JSON text, undefined when the policy gives no result. No JSON.stringify or JSON.parse
+   * in JavaScript: the text is written straight into WASM memory and the result read straight out.
+   * Throws SmartAuthzError on failure.
+   */
+  evaluateJson(entrypoint: string, json: string): string | undefined {
+    if (!json.trimStart().startsWith("{")) {
+      throw new SmartAuthzError("INPUT_INVALID", "input must be a JSON object");
+    }
+    const opaEval = this.opaEval;
+    if (!opaEval) {
+      const result = this.evaluate(entrypoint, JSON.parse(json) as unknown);
+      return result === undefined ? undefined : JSON.stringify(result);
+    }
+    const raw = this.policy as unknown as RawPolicy;
+    const id = raw.entrypoints[entrypoint];
+    if (id === undefined) {
+      throw new SmartAuthzError(
+        "POLICY_EVALUATION_FAILED",
+        `policy evaluation failed: entrypoint ${entrypoint} is not valid in this instance`,
+      );
+    }
+    let text: string;
+    try {
+      const mem = raw.mem;
+      const inputAddr = raw.dataHeapPtr;
+      const inputLen = Buffer.byteLength(json, "utf8");
+      const delta = inputAddr + inputLen - mem.buffer.byteLength;
+      if (delta > 0) mem.grow(Math.ceil(delta / WASM_PAGE));
+      Buffer.from(mem.buffer, inputAddr, inputLen).write(json, 0, inputLen, "utf8");
+      const addr = opaEval(0, id, raw.dataAddr, inputAddr, inputLen, inputAddr + inputLen, 0);
+      const out = Buffer.from(mem.buffer);
+      const end = out.indexOf(0, addr);
+      text = out.toString("utf8", addr, end < 0 ? out.length : end);
+    } catch (err) {
+      throw new SmartAuthzError(
+        "POLICY_EVALUATION_FAILED",
+        `policy evaluation failed: ${describeError(err)}`,
+      );
+    }
+    return unwrapResultSet(text);
   }
 
   /** The decision for a contract input. Never throws: every failure is a deny. */
@@ -85,8 +215,20 @@ export class PolicyEngine {
       if (isDecision(result)) return result;
       return failClosed("policy-undefined", "the policy produced no decision for this input");
     } catch (err) {
-      const code = err instanceof SmartAuthzError && err.code === "INPUT_INVALID" ? "input-invalid" : "policy-error";
-      return failClosed(code, describeError(err), code === "input-invalid" ? 400 : 500);
+      return decisionFromError(err);
+    }
+  }
+
+  /**
+   * The decision document as JSON text for a contract input given as JSON text, for hosts that
+   * forward it without looking inside (worker threads). Never throws: a failure is a deny's text.
+   * Check it with `parseDecision` before acting on it.
+   */
+  decideJson(json: string): string {
+    try {
+      return this.evaluateJson(ENTRYPOINTS.decision, json) ?? JSON.stringify(policyUndefined());
+    } catch (err) {
+      return JSON.stringify(decisionFromError(err));
     }
   }
 
@@ -95,11 +237,68 @@ export class PolicyEngine {
   }
 }
 
+async function instantiate(
+  module: WebAssembly.Module,
+  memory: { initial: number; maximum: number },
+): Promise<LoadedPolicy> {
+  let policy: LoadedPolicy;
+  try {
+    policy = await loadPolicy(module, { ...memory }, HOST_BUILTINS);
+  } catch (err) {
+    throw new SmartAuthzError("BUNDLE_INVALID", `cannot instantiate policy.wasm: ${describeError(err)}`);
+  }
+  for (const name of Object.values(ENTRYPOINTS)) {
+    if (!Object.prototype.hasOwnProperty.call(policy.entrypoints, name)) {
+      throw new SmartAuthzError("BUNDLE_INVALID", `policy.wasm lacks the entrypoint ${name}`);
+    }
+  }
+  return policy;
+}
+
+/** `[{"result":X}]` -> X, `[]` -> undefined, without parsing X. */
+function unwrapResultSet(text: string): string | undefined {
+  if (text.startsWith(RESULT_PREFIX) && text.endsWith(RESULT_SUFFIX)) {
+    return text.slice(RESULT_PREFIX.length, text.length - RESULT_SUFFIX.length);
+  }
+  const resultSet = JSON.parse(text) as unknown;
+  if (!Array.isArray(resultSet) || resultSet.length !== 1) return undefined;
+  const result = (resultSet[0] as { result?: unknown }).result;
+  return result === undefined ? undefined : JSON.stringify(result);
+}
+
+function decisionFromError(err: unknown): Decision {
+  const code =
+    err instanceof SmartAuthzError && err.code === "INPUT_INVALID" ? "input-invalid" : "policy-error";
+  return failClosed(code, describeError(err), code === "input-invalid" ? 400 : 500);
+}
+
+function policyUndefined(): Decision {
+  return failClosed("policy-undefined", "the policy produced no decision for this input");
+}
+
+/**
+ * A decision document from its JSON text (what `decideJson` and worker threads return), checked:
+ * anything that is not a decision becomes a fail-closed deny. Never throws.
+ */
+export function parseDecision(text: string | undefined): Decision {
+  if (text === undefined) return policyUndefined();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return failClosed("policy-error", `the policy result is not JSON: ${describeError(err)}`);
+  }
+  return isDecision(value) ? value : policyUndefined();
+}
+
 export async function compileModule(wasm: Uint8Array): Promise<WebAssembly.Module> {
   try {
     return await WebAssembly.compile(new Uint8Array(wasm));
   } catch (err) {
-    throw new SmartAuthzError("BUNDLE_INVALID", `policy.wasm is not a valid WebAssembly module: ${describeError(err)}`);
+    throw new SmartAuthzError(
+      "BUNDLE_INVALID",
+      `policy.wasm is not a valid WebAssembly module: ${describeError(err)}`,
+    );
   }
 }
 
