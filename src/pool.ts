@@ -151,14 +151,23 @@ export class PolicyPool implements Evaluator {
   };
 
   constructor(options: PoolOptions = {}) {
-    this.mode = options.mode ?? DEFAULT_POOL_MODE;
+    let mode = options.mode ?? DEFAULT_POOL_MODE;
+    let workerUrl = options.workerUrl;
+    if (mode === "workers" && !workerUrl) {
+      workerUrl = defaultWorkerUrl();
+      // Run from TypeScript sources before `make build` (e.g. a bare `npx vitest run` on a fresh
+      // clone): without the compiled worker the default falls back to inline; an explicit mode throws.
+      if (!workerUrl && options.mode === undefined) mode = "inline";
+      else if (!workerUrl) throw missingWorker();
+    }
+    this.mode = mode;
     this.size = Math.max(1, Math.floor(options.workers ?? availableParallelism()));
     this.timeoutMs = options.timeoutMs ?? 200;
     this.maxQueue = Math.max(0, Math.floor(options.maxQueue ?? 1024));
     this.pipeline = Math.max(1, Math.floor(options.pipeline ?? 2));
     this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
     this.resourceLimits = options.resourceLimits ?? { maxOldGenerationSizeMb: 256 };
-    this.workerUrl = this.mode === "workers" ? (options.workerUrl ?? defaultWorkerUrl()) : undefined;
+    this.workerUrl = this.mode === "workers" ? workerUrl : undefined;
     this.onEvent = options.onEvent;
   }
 
@@ -656,13 +665,56 @@ function asErrorCode(code: string): ErrorCode {
 }
 
 /** pool-worker.js next to this module, or the compiled one under dist/ when running from TypeScript sources. */
-function defaultWorkerUrl(): URL {
+function defaultWorkerUrl(): URL | undefined {
   const sibling = new URL("./pool-worker.js", import.meta.url);
   if (existsSync(fileURLToPath(sibling))) return sibling;
   const built = new URL("../dist/src/pool-worker.js", import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
-  throw new SmartAuthzError(
+  return undefined;
+}
+
+function missingWorker(): SmartAuthzError {
+  const sibling = fileURLToPath(new URL("./pool-worker.js", import.meta.url));
+  return new SmartAuthzError(
     "CONFIG_INVALID",
-    `the policy worker script is missing (${fileURLToPath(sibling)}): run \`make build\``,
+    `the policy worker script is missing (${sibling}): run \`make build\``,
   );
+}
+
+/**
+ * Pool options from the environment (all optional):
+ * SMART_AUTHZ_POOL_MODE (inline | workers), SMART_AUTHZ_POOL_WORKERS (count),
+ * SMART_AUTHZ_POOL_TIMEOUT_MS, SMART_AUTHZ_POOL_QUEUE (max waiting requests).
+ */
+export function poolOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): PoolOptions {
+  const options: PoolOptions = {};
+  const mode = env.SMART_AUTHZ_POOL_MODE;
+  if (mode !== undefined && mode !== "") {
+    if (mode !== "inline" && mode !== "workers") {
+      throw new SmartAuthzError(
+        "CONFIG_INVALID",
+        `SMART_AUTHZ_POOL_MODE must be "inline" or "workers", not ${JSON.stringify(mode)}`,
+      );
+    }
+    options.mode = mode;
+  }
+  const int = (name: string, min: number): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) {
+      throw new SmartAuthzError(
+        "CONFIG_INVALID",
+        `${name} must be an integer >= ${min}, not ${JSON.stringify(raw)}`,
+      );
+    }
+    return n;
+  };
+  const workers = int("SMART_AUTHZ_POOL_WORKERS", 1);
+  if (workers !== undefined) options.workers = workers;
+  const timeoutMs = int("SMART_AUTHZ_POOL_TIMEOUT_MS", 1);
+  if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
+  const maxQueue = int("SMART_AUTHZ_POOL_QUEUE", 0);
+  if (maxQueue !== undefined) options.maxQueue = maxQueue;
+  return options;
 }
