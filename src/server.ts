@@ -9,10 +9,11 @@ import type { DestinationStream } from "pino";
 import { BundleSource } from "./bundle-source.js";
 import type { Config } from "./config.js";
 import { DEMO_ISSUER } from "./default-config.js";
-import { SmartAuthzError } from "./errors.js";
-import { createApp, engineEvaluator } from "./http.js";
+import { SmartAuthzError, describeError } from "./errors.js";
+import { createApp } from "./http.js";
 import { createLogger, type Logger } from "./logging.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { PolicyPool, poolOptionsFromEnv } from "./pool.js";
 import { TokenVerifier } from "./tokens.js";
 
 export const VERSION = "0.1.0";
@@ -47,8 +48,24 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics });
   const tokens = new TokenVerifier(config.tokens);
   const bundles = new BundleSource(config.bundle, config.policy);
+  // Evaluation runs in worker threads sharing one compiled module (src/pool.ts); every bundle
+  // activation hot-swaps the pool.
+  const pool = new PolicyPool({
+    ...poolOptionsFromEnv(),
+    onEvent: (event) => {
+      if (event.type !== "activated") logger.warn({ pool: event }, `policy pool: ${event.type}`);
+    },
+  });
+  let poolReady: Promise<void> = Promise.resolve();
   bundles.on({
     activated(engine, previous) {
+      poolReady = pool.activate(engine);
+      poolReady.catch((err: unknown) =>
+        logger.error(
+          { error: describeError(err), revision: engine.revision },
+          "policy pool could not switch bundles",
+        ),
+      );
       metrics.setRevision(engine.revision);
       metrics.bundleActivations.inc();
       logger.info(
@@ -74,11 +91,18 @@ export async function startService(config: Config, options: ServiceOptions = {})
       bundles.status.lastError ?? "the policy bundle could not be loaded",
     );
   }
+  try {
+    await poolReady;
+  } catch (err) {
+    bundles.stop();
+    await pool.close();
+    throw err;
+  }
 
   let shuttingDown = false;
   const app = createApp({
     config,
-    evaluator: engineEvaluator(() => bundles.current),
+    evaluator: pool,
     tokens,
     metrics,
     logger,
@@ -96,6 +120,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err) => {
       bundles.stop();
+      void pool.close();
       reject(new Error(`cannot listen on ${config.server.host}:${config.server.port}: ${err.message}`));
     });
     server.listen(config.server.port, config.server.host, () => resolve());
@@ -141,8 +166,10 @@ export async function startService(config: Config, options: ServiceOptions = {})
       server.close(() => {
         clearTimeout(force);
         removeSignals();
-        logger.info("stopped");
-        resolve();
+        void pool.close().finally(() => {
+          logger.info("stopped");
+          resolve();
+        });
       });
       server.closeIdleConnections();
     });
@@ -178,7 +205,11 @@ export async function startService(config: Config, options: ServiceOptions = {})
     metrics,
     logger,
     server,
-    reload: () => bundles.reload(true),
+    reload: async () => {
+      const activated = await bundles.reload(true);
+      if (activated) await poolReady.catch(() => undefined);
+      return activated;
+    },
     close,
   };
 }
