@@ -1,7 +1,8 @@
 // Compares every host's results with the reference (OPA topdown on the Rego) and prints a table.
 //   node scripts/parity/compare.mjs <cases.json> <results dir> <reference host> <host>...
 // <results dir>/<host>.json is a host's output ([{id, result} | {id, undefined: true} | {id, error}]);
-// <results dir>/<host>.status, written by run.sh, is "<exit code> <seconds>".
+// <results dir>/<host>.status, written by run.sh, is "<exit code> <seconds>"; <results dir>/<host>.cases,
+// if present, holds the path of the (smaller) cases file that host was given.
 // Results are compared as canonical JSON: object keys sorted, arrays in order, numbers compared by
 // exact decimal value (1, 1.0 and 1e0 are equal; 12345678901234567890 and 12345678901234567000 are not).
 // Exits 1 on any disagreement, any per-case error and any host that failed or left cases out.
@@ -149,7 +150,12 @@ for (const host of hosts) {
   const [rc, secs] = existsSync(statusFile)
     ? readFileSync(statusFile, "utf8").trim().split(/\s+/)
     : ["?", "?"];
-  const entry = { rc, secs, byId: new Map(), problem: null };
+  // A host may have been given a subset of the cases: <host>.cases then names its cases file.
+  const casesFile = join(dir, `${host}.cases`);
+  const own = existsSync(casesFile)
+    ? JSON.parse(readFileSync(readFileSync(casesFile, "utf8").trim(), "utf8"))
+    : cases;
+  const entry = { rc, secs, byId: new Map(), problem: null, cases: own };
   loaded[host] = entry;
   if (rc !== "0" && rc !== "?") entry.problem = `exited ${rc}`;
   if (!existsSync(file)) {
@@ -178,7 +184,7 @@ for (const host of hosts) {
   let agree = 0;
   let missing = 0;
   let errs = 0;
-  for (const c of cases) {
+  for (const c of h.cases) {
     const got = h.byId.get(c.id);
     const want = ref.byId.get(c.id);
     if (!got) {
@@ -196,7 +202,7 @@ for (const host of hosts) {
     if (want && canon(got.outcome) === canon(want.outcome) && got.error === undefined) agree++;
     else if (want) disagreements.push({ host, id: c.id, lines: diff(want.outcome, got.outcome) });
   }
-  rows.push({ host, agree, total: cases.length, missing, errs, secs: h.secs, problem: h.problem });
+  rows.push({ host, agree, total: h.cases.length, missing, errs, secs: h.secs, problem: h.problem });
 }
 
 const ok =
@@ -236,5 +242,5 @@ if (disagreements.length) {
   }
   writeFileSync(join(dir, "disagreements.json"), JSON.stringify(disagreements, null, 1) + "\n");
 }
-console.log(ok ? `\nparity: all ${hosts.length} hosts agree on ${cases.length} cases` : "\nparity: FAILED");
+console.log(ok ? `\nparity: all ${hosts.length} hosts agree (${cases.length} cases)` : "\nparity: FAILED");
 process.exit(ok ? 0 : 1);
