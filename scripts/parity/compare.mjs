@@ -199,10 +199,22 @@ for (const host of hosts) {
       if (got.error === undefined) agree++;
       continue;
     }
-    if (want && canon(got.outcome) === canon(want.outcome) && got.error === undefined) agree++;
-    else if (want) disagreements.push({ host, id: c.id, lines: diff(want.outcome, got.outcome) });
+    if (!want) continue;
+    if (canon(got.outcome) !== canon(want.outcome))
+      disagreements.push({ host, id: c.id, lines: diff(want.outcome, got.outcome) });
+    else if (got.error === undefined) agree++; // both failing is listed under errors, not agreement
   }
-  rows.push({ host, agree, total: h.cases.length, missing, errs, secs: h.secs, problem: h.problem });
+  const disagree = disagreements.filter((d) => d.host === host).length;
+  rows.push({
+    host,
+    agree,
+    total: h.cases.length,
+    missing,
+    errs,
+    disagree,
+    secs: h.secs,
+    problem: h.problem,
+  });
 }
 
 const ok =
@@ -212,7 +224,8 @@ lines.push(`| host | agrees with ${reference} | errors | run time | status |`);
 lines.push("|---|---|---|---|---|");
 for (const r of rows) {
   const status =
-    r.problem ?? (r.missing ? `${r.missing} cases missing` : r.agree === r.total ? "ok" : "DISAGREES");
+    r.problem ??
+    (r.missing ? `${r.missing} cases missing` : r.disagree ? "DISAGREES" : r.errs ? "ERRORS" : "ok");
   const label = r.host === reference ? `${r.host} (reference)` : r.host;
   lines.push(`| ${label} | ${r.agree}/${r.total} | ${r.errs} | ${r.secs}s | ${status} |`);
 }
@@ -223,8 +236,18 @@ for (const host of hosts.filter((h) => loaded[h].problem)) {
   console.log(`\nhost ${host} failed (${loaded[host].problem}); see ${join(dir, host + ".log")}`);
 }
 if (errors.length) {
+  const groups = new Map();
+  for (const e of errors) {
+    const key = `${e.host}\n${e.error}`;
+    if (!groups.has(key)) groups.set(key, { host: e.host, error: e.error, ids: [] });
+    groups.get(key).ids.push(e.id);
+  }
   console.log(`\nerrors (${errors.length}):`);
-  for (const e of errors.slice(0, 50)) console.log(`  ${e.host} ${e.id}: ${short(e.error, 300)}`);
+  for (const g of groups.values()) {
+    const ids = g.ids.length > 12 ? [...g.ids.slice(0, 12), `… ${g.ids.length - 12} more`] : g.ids;
+    console.log(`  ${g.host} (${g.ids.length} case${g.ids.length > 1 ? "s" : ""}): ${ids.join(", ")}`);
+    console.log(`      ${short(g.error, 300)}`);
+  }
 }
 if (disagreements.length) {
   // Cases of one host that differ in exactly the same way are listed together.
