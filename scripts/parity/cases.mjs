@@ -3,7 +3,8 @@
 // Request vectors are evaluated at smart/api/decision with their contract input; parse vectors
 // at smart/api/scopes with {"scope": ...}. Every distinct scope string of the request vectors is
 // also run through smart/api/scopes (ids "scopes:<vector id>"), since the parser is shared code.
-// Then the derived cases below (ids "x:<vector id>:s<n>").
+// Then the derived cases below (ids "x:<vector id>:<scope hash>").
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,15 +50,14 @@ if (process.env.PARITY_CROSS !== "0") {
   const scopes = [...new Set(vectors.map((v) => v.scopes ?? ""))].sort();
   const derived = [];
   for (const v of vectors.filter((x) => x.request)) {
-    scopes.forEach((scope, i) => {
-      if (scope !== (v.scopes ?? "")) derived.push([v, scope, i]);
-    });
+    for (const scope of scopes) if (scope !== (v.scopes ?? "")) derived.push([v, scope]);
   }
-  const max = Number(process.env.PARITY_CROSS_MAX ?? 3000);
-  const step = Math.max(1, derived.length / max);
-  for (let k = 0; k < derived.length; k += step) {
-    const [v, scope, i] = derived[Math.floor(k)];
-    add(`x:${v.id}:s${i}`, "smart/api/decision", vectorToInput({ ...v, scopes: scope }), v.source);
+  const max = Math.min(derived.length, Number(process.env.PARITY_CROSS_MAX ?? 3000));
+  for (let k = 0; k < max; k++) {
+    const [v, scope] = derived[Math.floor((k * derived.length) / max)];
+    // The id names the vector and, stably, the scope string: the first 8 hex digits of its SHA-256.
+    const tag = createHash("sha256").update(scope).digest("hex").slice(0, 8);
+    add(`x:${v.id}:${tag}`, "smart/api/decision", vectorToInput({ ...v, scopes: scope }), v.source);
   }
 }
 
