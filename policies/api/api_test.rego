@@ -215,6 +215,12 @@ test_unenforceable_constraints_grant_nothing if {
 	decide("user/*.rs?category=x", {"fhirUser": "Practitioner/1"}, get("Patient/123/$everything"), {}).reasons[0].code == "constraint-not-applicable"
 }
 
+test_repeated_constraint_parameters_grant_nothing if {
+	d := decide("patient/Observation.rs?category=a&category=b", p123, get("Observation?code=1234-5"), {})
+	d.reasons[0].code == "constraint-unsupported"
+	contains(d.reasons[0].message, "repeated parameters")
+}
+
 test_constraint_scopes_do_not_cover_system_search if {
 	decide("user/Observation.s?category=x", {"fhirUser": "Practitioner/1"}, get("?_type=Observation"), {}).reasons[0].code == "constraint-not-applicable"
 }

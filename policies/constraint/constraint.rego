@@ -23,13 +23,22 @@ supported(t, c) if {
 	is_array(sp.paths)
 }
 
+# A parameter repeated inside one scope (category=a&category=b: both at once) is matched exactly
+# on resources but cannot be expressed as one narrowing object, so such a scope grants nothing.
 all_supported(t, constraints) if {
 	every c in constraints {
 		supported(t, c)
 	}
+	count({c.param | some c in constraints}) == count(constraints)
 }
 
-unsupported_params(t, constraints) := [c.param | some c in constraints; not supported(t, c)]
+unsupported_params(t, constraints) := [c.param | some c in constraints; not supported(t, c)] if {
+	count({c.param | some c in constraints}) == count(constraints)
+}
+
+unsupported_params(_, constraints) := ["repeated parameters"] if {
+	count({c.param | some c in constraints}) != count(constraints)
+}
 
 # METADATA
 # title: resource_matches

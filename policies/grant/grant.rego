@@ -28,9 +28,10 @@ grant_keys := {[p.context, p.type, p.constraints] | some p in resource_scopes}
 # METADATA
 # title: grants
 # description: |
-#   [{context, type, constraints, letters, scopes}], one per distinct (context, type, constraints).
+#   [{context, type, constraints, letters, scopes}], one per distinct (context, type, constraints),
+#   in sorted order (a set's iteration order differs between OPA's evaluator and its WASM target).
 grants := [g |
-	some key in grant_keys
+	some key in sort(grant_keys)
 	members := [p | some p in resource_scopes; [p.context, p.type, p.constraints] == key]
 	g := {
 		"context": key[0],
