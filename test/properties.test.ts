@@ -1,0 +1,227 @@
+/**
+ * Property-based tests of the REAL compiled policy, a small sample in every `vitest run` (the same
+ * properties run with FUZZ_RUNS=100000 inputs in `make fuzz`, see test/fuzz/), and the minimal
+ * counterexamples of the policy and host bugs those properties found, pinned one by one.
+ *
+ * A pinned bug is an `it.fails`: it asserts the CORRECT behaviour and currently fails. When the bug
+ * is fixed it starts passing, `it.fails` reports that, and then: turn it into `it`, and delete the
+ * bug's entry in test/fuzz/support/known-bugs.ts so the properties stop tolerating it.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Decision, DecisionInput } from "../src/contract.js";
+import type { PolicyEngine } from "../src/engine.js";
+import { fuzzRuns } from "./fuzz/support/budget.js";
+import { ALL_PROPERTIES } from "./fuzz/support/properties.js";
+import { runProperties } from "./fuzz/support/run.js";
+import { loadRealEngine } from "./support/policy.js";
+
+/** About 2,000 inputs over all properties: a few seconds. FUZZ_RUNS overrides it here too. */
+const SAMPLE = process.env.FUZZ_RUNS ? fuzzRuns(2_000) : 2_000;
+
+describe("policy properties (sample)", () => {
+  runProperties(null, ALL_PROPERTIES, SAMPLE, 60_000);
+});
+
+let engine: PolicyEngine;
+beforeAll(async () => {
+  engine = await loadRealEngine();
+});
+const decide = (input: unknown): Decision => engine.decide(input as DecisionInput);
+const firstReason = (d: Decision) => d.reasons?.[0]?.code;
+
+const OBS_IN_123 = { resourceType: "Observation", id: "1", subject: { reference: "Patient/123" } };
+
+function fhirpathPatch(path: string, value: Record<string, unknown>) {
+  return {
+    resourceType: "Parameters",
+    parameter: [
+      {
+        name: "operation",
+        part: [
+          { name: "type", valueCode: "replace" },
+          { name: "path", valueString: path },
+          { name: "value", ...value },
+        ],
+      },
+    ],
+  };
+}
+
+describe("pinned counterexamples of known policy bugs", () => {
+  // KB-1 (found by P3, fixed in f9e1d82): compartment.linking_params had two definitions that both
+  // applied to "Patient"; any patient/ search on Patient with a parameter was an OPA conflict error
+  // (deny 500), and adding patient/Patient.rs to user/Patient.rs removed access. Regression tests:
+  it("KB-1 (fixed): a patient/ token may search Patient by its own id", () => {
+    const d = decide({
+      claims: { scope: "patient/Patient.rs", patient: "123" },
+      request: { method: "GET", url: "Patient?_id=123" },
+    });
+    expect(d.decision, JSON.stringify(d)).not.toBe("deny");
+  });
+
+  it("KB-1 (fixed): adding patient/Patient.rs to user/Patient.rs keeps Patient?name=x allowed", () => {
+    const request = { method: "GET", url: "Patient?name=x" };
+    const base = decide({
+      claims: { scope: "user/Patient.rs", patient: "123", fhirUser: "Practitioner/9" },
+      request,
+    });
+    expect(base.decision).toBe("allow");
+    const more = decide({
+      claims: { scope: "user/Patient.rs patient/Patient.rs", patient: "123", fhirUser: "Practitioner/9" },
+      request,
+    });
+    expect(more.decision, JSON.stringify(more)).toBe("allow");
+  });
+
+  // KNOWN POLICY BUG KB-2: `?category=a&category=b` is a valid v2 scope (FHIR: AND of both);
+  // constraint.narrowing builds {param: values} and the repeated key is an "object insert conflict"
+  // (constraint.rego:66) -> deny 500 for every search and every read without the stored resource.
+  // Either a narrowed search or a 403 "grants nothing" is acceptable; a policy error is not.
+  it.fails("KB-2: a scope repeating a constraint parameter gets a decision, not a policy error", () => {
+    const d = decide({
+      claims: { scope: "user/Observation.rs?category=laboratory&category=vital-signs" },
+      request: { method: "GET", url: "Observation" },
+    });
+    expect(d.status, JSON.stringify(d)).not.toBe(500);
+  });
+
+  it("KB-2 aside: a resource with only one of two repeated-parameter values is never released", () => {
+    const scope = "user/Observation.rs?category=laboratory&category=vital-signs";
+    const one = { ...OBS_IN_123, category: [{ coding: [{ code: "laboratory" }] }] };
+    const d = decide({ claims: { scope }, request: { method: "GET", url: "Observation/1" }, resource: one });
+    expect(d.decision).toBe("deny");
+  });
+
+  // KNOWN POLICY BUG KB-3: RFC 6902 "" is the document root; `replace`/`add` at "" replaces the
+  // whole resource. json_patch_op_safe takes the first segment of "" (""), which is not guarded.
+  it.fails("KB-3: a JSON Patch replacing the whole resource cannot move it to another patient", () => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rus", patient: "123" },
+      request: {
+        method: "PATCH",
+        url: "Observation/1",
+        body: [
+          {
+            op: "replace",
+            path: "",
+            value: { resourceType: "Observation", id: "1", subject: { reference: "Patient/456" } },
+          },
+        ],
+      },
+      resource: OBS_IN_123,
+    });
+    expect(d.decision, JSON.stringify(d)).toBe("deny");
+  });
+
+  it("KB-3 control: the same change spelled /subject is denied", () => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rus", patient: "123" },
+      request: {
+        method: "PATCH",
+        url: "Observation/1",
+        body: [{ op: "replace", path: "/subject", value: { reference: "Patient/456" } }],
+      },
+      resource: OBS_IN_123,
+    });
+    expect(firstReason(d)).toBe("patch-touches-compartment-link");
+  });
+
+  // KNOWN POLICY BUG KB-4: FHIRPath Patch `path` is a FHIRPath expression, but fhirpath_patch_op_safe
+  // strips "<Type>." and splits at "." — an indexer, a function, a delimited identifier or another
+  // root escapes the guard. HAPI documents paths like "Patient.identifier[0]" as the normal form.
+  it.fails.each([
+    "Observation.performer[0]",
+    "Observation.where(true).performer",
+    "Observation.`performer`",
+    "%resource.performer",
+    "(Observation.performer)",
+  ])("KB-4: FHIRPath Patch path %s cannot rewrite a compartment link", (path) => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rus", patient: "123" },
+      request: {
+        method: "PATCH",
+        url: "Observation/1",
+        body: fhirpathPatch(path, { valueReference: { reference: "Patient/456" } }),
+      },
+      resource: { resourceType: "Observation", id: "1", performer: [{ reference: "Patient/123" }] },
+    });
+    expect(d.decision, JSON.stringify(d)).toBe("deny");
+  });
+
+  it.fails("KB-4: FHIRPath Patch Observation.category[0] cannot leave a constrained scope", () => {
+    const d = decide({
+      claims: { scope: "user/Observation.rus?category=laboratory", fhirUser: "Practitioner/9" },
+      request: {
+        method: "PATCH",
+        url: "Observation/1",
+        body: fhirpathPatch("Observation.category[0]", {
+          valueCodeableConcept: { coding: [{ code: "social-history" }] },
+        }),
+      },
+      resource: { ...OBS_IN_123, category: [{ coding: [{ code: "laboratory" }] }] },
+    });
+    expect(d.decision, JSON.stringify(d)).toBe("deny");
+  });
+
+  it("KB-4 control: the canonical spelling Observation.performer is denied", () => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rus", patient: "123" },
+      request: {
+        method: "PATCH",
+        url: "Observation/1",
+        body: fhirpathPatch("Observation.performer", { valueReference: { reference: "Patient/456" } }),
+      },
+      resource: { resourceType: "Observation", id: "1", performer: [{ reference: "Patient/123" }] },
+    });
+    expect(firstReason(d)).toBe("patch-touches-compartment-link");
+  });
+
+  // KNOWN POLICY BUG KB-5: reference_tail accepts an absolute reference on ANY server
+  // ("https://<anything>/Patient/123"); the digest (§2.6) says base = this server. A resource whose
+  // subject is another server's Patient/123 is released to this server's patient 123.
+  it.fails(
+    "KB-5: another server's Patient/123 does not put a resource in this server's patient 123 compartment",
+    () => {
+      const d = decide({
+        claims: { scope: "patient/Observation.rs", patient: "123" },
+        request: { method: "GET", url: "Observation/1" },
+        resource: {
+          resourceType: "Observation",
+          id: "1",
+          subject: { reference: "https://other-ehr.example.net/fhir/Patient/123" },
+        },
+      });
+      expect(d.decision, JSON.stringify(d)).toBe("deny");
+    },
+  );
+});
+
+describe("pinned counterexamples of known host bugs", () => {
+  // KNOWN HOST BUG H-1: JSON.stringify writes a lone surrogate as the escape \udc00 (valid JSON,
+  // RFC 8259); the WASM JSON reader rejects it ("illegal string escape character"), so a client
+  // string becomes a 500 "policy-error" deny (counted as a policy error in the metrics) instead of
+  // a 400 about the input. It still fails closed.
+  it.fails("H-1: a lone surrogate in a claim is an input error (400), not a policy error (500)", () => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rs \udc00", patient: "123" },
+      request: { method: "GET", url: "Observation/1" },
+      resource: OBS_IN_123,
+    });
+    expect(d.decision).toBe("deny");
+    expect(d.status, JSON.stringify(d)).toBe(400);
+  });
+
+  it("H-1 fails closed and leaves the engine usable", () => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rs \udc00", patient: "123" },
+      request: { method: "GET", url: "Observation/1" },
+    });
+    expect(d.decision).toBe("deny");
+    const ok = decide({
+      claims: { scope: "patient/Observation.rs", patient: "123" },
+      request: { method: "GET", url: "Observation/1" },
+      resource: OBS_IN_123,
+    });
+    expect(ok.decision).toBe("allow");
+  });
+});
