@@ -62,8 +62,8 @@ lint: deps
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
 test-rego: deps build/vectors/data.json
-	$(OPA) test policies build/vectors --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors -v | tail -40; exit 1; }
-	@$(OPA) test policies build/vectors | tail -1
+	$(OPA) test policies build/vectors --timeout 300s --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors --timeout 300s -v | tail -40; exit 1; }
+	@$(OPA) test policies build/vectors --timeout 300s | tail -1
 	@node scripts/coverage-summary.mjs build/coverage.json
 
 # The vectors are JSON arrays; OPA data must be an object, so the test target wraps them.

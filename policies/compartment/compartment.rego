@@ -77,25 +77,48 @@ narrowing(t, id) := [{p: concat("/", ["Patient", id])} | some p in narrow_params
 
 narrow_params(t) := sort({link.narrow_param | some link in links(t)})
 
-# A search value names patient id: "123", "Patient/123" or an absolute reference with that tail.
-value_names_patient(v, id) if v == id
+# METADATA
+# title: value_kind
+# description: |
+#   What a linking parameter's value says about patient `id`: "ours" or "other" when it certainly
+#   names a Patient ("Patient/123", an absolute reference with that tail, or a bare id on a
+#   parameter that can only reference Patients), else "unknown" (a bare id on `subject` may be a
+#   Group or a Device).
+value_kind(t, p, v, id) := "ours" if {
+	fhir.reference_patient_id(v) == id
+} else := "other" if {
+	fhir.reference_patient_id(v)
+} else := "ours" if {
+	v == id
+	patient_only_param(t, p)
+} else := "other" if {
+	fhir.valid_id(v)
+	patient_only_param(t, p)
+} else := "unknown"
 
-value_names_patient(v, id) if fhir.reference_names_patient(v, id)
+patient_only_param(_, p) if p.modifier == "Patient"
+
+patient_only_param("Patient", p) if p.base == "_id"
+
+patient_only_param(t, p) if data.fhir.r4.search_params[t][p.base].targets == ["Patient"]
 
 # METADATA
 # title: search_scope
 # description: |
 #   How a search's own parameters relate to patient id: "other" when any linking parameter names
-#   anyone else, "confined" when one names only this patient, otherwise "open".
+#   another patient, "confined" when one names only this patient, otherwise "open".
 search_scope(t, params, id) := "other" if {
 	some p in params
 	linking_param_occurrence(t, p)
 	some v in p.values
-	not value_names_patient(v, id)
+	value_kind(t, p, v, id) == "other"
 } else := "confined" if {
 	some p in params
 	linking_param_occurrence(t, p)
 	count(p.values) > 0
+	every v in p.values {
+		value_kind(t, p, v, id) == "ours"
+	}
 } else := "open"
 
 linking_param_occurrence(t, p) if {
