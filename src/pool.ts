@@ -4,7 +4,7 @@
  * `workerData`, never recompiled), or inline on the calling thread.
  *
  * Evaluation is synchronous WASM: inline, a slow decision blocks the event loop and nothing can
- * interrupt it. In a worker it can be: every evaluation has a deadline (`timeoutMs`, counted from
+ * interrupt it. In a worker it can be: every evaluation has a deadline (`timeoutMs`, default 500 ms, counted from
  * the moment the worker starts on it); past it the worker is terminated and replaced and the caller
  * gets a fail-closed deny (status 500, reason `policy-timeout`). The queue in front of the workers
  * is bounded; when it is full a request is refused at once with a fail-closed deny (status 503,
@@ -38,17 +38,26 @@ export type PoolMode = "inline" | "workers";
  */
 export const DEFAULT_POOL_MODE: PoolMode = "workers";
 
+/**
+ * The default deadline of one evaluation. It must sit well above the slowest legitimate decision:
+ * at the default 1 MiB body limit the largest searchset (~3,800 Observations) takes ~150 ms to
+ * filter on the 2-core reference machine (docs/benchmarks.md), more on a loaded machine.
+ */
+export const DEFAULT_TIMEOUT_MS = 500;
+
 export interface PoolOptions {
   /** "workers" (default) or "inline" (no deadline can be enforced inline). */
   mode?: PoolMode;
   /** Worker threads; default: the number of available cores. */
   workers?: number;
-  /** Deadline of one evaluation in a worker, ms (default 200). */
+  /** Deadline of one evaluation in a worker, ms (default 500: see DEFAULT_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Requests waiting for a worker, at most (default 1024); beyond it requests are refused. */
   maxQueue?: number;
   /** Requests handed to one worker at a time (default 2: the next one is ready when one finishes). */
   pipeline?: number;
+  /** Time a new worker spends warming its instance up on synthetic inputs before it takes requests, ms (default 250; 0: none). */
+  warmupMs?: number;
   /** Deadline for a worker to instantiate the policy, ms (default 30 000). */
   startTimeoutMs?: number;
   /** V8 heap limits of each worker (default: 256 MiB old generation). WASM memory is bounded by the engine. */
@@ -133,6 +142,7 @@ export class PolicyPool implements Evaluator {
   readonly maxQueue: number;
   readonly pipeline: number;
   private readonly startTimeoutMs: number;
+  private readonly warmupMs: number;
   private readonly resourceLimits: ResourceLimits;
   private readonly workerUrl: URL | undefined;
   private readonly onEvent: ((event: PoolEvent) => void) | undefined;
@@ -162,10 +172,11 @@ export class PolicyPool implements Evaluator {
     }
     this.mode = mode;
     this.size = Math.max(1, Math.floor(options.workers ?? availableParallelism()));
-    this.timeoutMs = options.timeoutMs ?? 200;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxQueue = Math.max(0, Math.floor(options.maxQueue ?? 1024));
     this.pipeline = Math.max(1, Math.floor(options.pipeline ?? 2));
     this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
+    this.warmupMs = Math.max(0, options.warmupMs ?? 250);
     this.resourceLimits = options.resourceLimits ?? { maxOldGenerationSizeMb: 256 };
     this.workerUrl = this.mode === "workers" ? workerUrl : undefined;
     this.onEvent = options.onEvent;
@@ -578,7 +589,11 @@ export class PolicyPool implements Evaluator {
       let worker: Worker;
       try {
         worker = new Worker(this.workerUrl as URL, {
-          workerData: { module: gen.engine.module, init: gen.init } satisfies WorkerInit,
+          workerData: {
+            module: gen.engine.module,
+            init: gen.init,
+            warmupMs: this.warmupMs,
+          } satisfies WorkerInit,
           resourceLimits: this.resourceLimits,
         });
       } catch (err) {
