@@ -73,11 +73,10 @@ describe("pinned counterexamples of known policy bugs", () => {
     expect(more.decision, JSON.stringify(more)).toBe("allow");
   });
 
-  // KNOWN POLICY BUG KB-2: `?category=a&category=b` is a valid v2 scope (FHIR: AND of both);
-  // constraint.narrowing builds {param: values} and the repeated key is an "object insert conflict"
-  // (constraint.rego:66) -> deny 500 for every search and every read without the stored resource.
-  // Either a narrowed search or a 403 "grants nothing" is acceptable; a policy error is not.
-  it.fails("KB-2: a scope repeating a constraint parameter gets a decision, not a policy error", () => {
+  // KB-2 (found by P7 and P3, fixed in 0b565c4): `?category=a&category=b` made constraint.narrowing
+  // build an object with one key twice ("object insert conflict", deny 500 for every search). The
+  // policy now treats a repeated parameter as not narrowable: the scope grants nothing (403).
+  it("KB-2 (fixed): a scope repeating a constraint parameter gets a decision, not a policy error", () => {
     const d = decide({
       claims: { scope: "user/Observation.rs?category=laboratory&category=vital-signs" },
       request: { method: "GET", url: "Observation" },
@@ -85,7 +84,7 @@ describe("pinned counterexamples of known policy bugs", () => {
     expect(d.status, JSON.stringify(d)).not.toBe(500);
   });
 
-  it("KB-2 aside: a resource with only one of two repeated-parameter values is never released", () => {
+  it("KB-2 (fixed): a resource with only one of two repeated-parameter values is never released", () => {
     const scope = "user/Observation.rs?category=laboratory&category=vital-signs";
     const one = { ...OBS_IN_123, category: [{ coding: [{ code: "laboratory" }] }] };
     const d = decide({ claims: { scope }, request: { method: "GET", url: "Observation/1" }, resource: one });

@@ -109,6 +109,7 @@ describe("HTTP layer fuzz (real service, real policy)", () => {
         rawBodyArb,
         async (path, type, body) => {
           stats.run();
+          stats.decision();
           const r = await send(path, "POST", body, type ? { "content-type": type } : {});
           checkReply(r, { path, type, body: body.slice(0, 200) });
           if (r.status >= 500)
@@ -143,14 +144,12 @@ describe("HTTP layer fuzz (real service, real policy)", () => {
     const started = performance.now();
     const shapeArb = fc.oneof(
       fc.anything({ maxDepth: 3 }),
-      fc
-        .tuple(anyRequestCaseArb, fc.anything({ maxDepth: 2 }))
-        .map(([rc, claims]) => ({
-          claims,
-          request: rc.request,
-          resource: rc.resource,
-          response: rc.response,
-        })),
+      fc.tuple(anyRequestCaseArb, fc.anything({ maxDepth: 2 })).map(([rc, claims]) => ({
+        claims,
+        request: rc.request,
+        resource: rc.resource,
+        response: rc.response,
+      })),
       fc.tuple(anyRequestCaseArb, garbageStringArb).map(([rc, token]) => ({ token, request: rc.request })),
       fc
         .tuple(anyRequestCaseArb, fc.dictionary(fc.string({ maxLength: 8 }), fc.anything({ maxDepth: 1 })))
@@ -159,6 +158,7 @@ describe("HTTP layer fuzz (real service, real policy)", () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...ENDPOINTS.slice(0, 4)), shapeArb, async (path, body) => {
         stats.run();
+        stats.decision();
         const r = await send(path, "POST", JSON.stringify(body), { "content-type": "application/json" });
         checkReply(r, { path, body });
         if (r.status >= 500) {
@@ -200,6 +200,7 @@ describe("HTTP layer fuzz (real service, real policy)", () => {
         ),
         async (segments, method, headers) => {
           stats.run();
+          stats.decision();
           const r = await send(`/v1/gateway/${segments.join("/")}`, method, undefined, headers);
           if (method !== "HEAD") checkReply(r, { segments, method, headers });
           if (r.status >= 500) throw new Error(`HTTP ${r.status} on the gateway: ${r.text.slice(0, 300)}`);

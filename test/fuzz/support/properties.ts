@@ -479,7 +479,8 @@ function patientTokenArb(t: string): fc.Arbitrary<{ scopes: string[]; unconstrai
   return fc.tuple(fc.array(granting, { minLength: 1, maxLength: 2 }), others, extras).map(([g, o, e]) => {
     const specs = [...g, ...o];
     const unconstrainedRead = specs.some(
-      (s) => (s.type === t || s.type === "*") && s.query === undefined && /[rs]|read|\*/.test(s.perm),
+      (s) =>
+        (s.type === t || s.type === "*") && s.query === undefined && /[rs]/.test(V1_TO_V2[s.perm] ?? s.perm),
     );
     return { scopes: [...specs.map(scopeText), ...e], unconstrainedRead };
   });
@@ -936,7 +937,7 @@ export const deepAndHuge: PropertyDef = {
   id: "P9",
   title:
     "deep (depth ~1,000) and huge (~1 MB) JSON: no exception, denied where it is judged, host usable after",
-  weight: 0.002,
+  weight: 0.004,
   maxRuns: 400,
   build: (ctx) =>
     fc.property(
@@ -1042,8 +1043,20 @@ export const deepAndHuge: PropertyDef = {
         const d = decide(ctx, input);
         const violation = contractViolation(d);
         if (violation) fail(`not a contract decision: ${violation}`, { placement, huge, d });
+        const confined = (x: Decision) =>
+          x.decision === "filter" &&
+          (x.narrow ?? []).length > 0 &&
+          (x.narrow ?? []).every((alt) => Object.values(alt).includes("Patient/123"));
         if (placement === "response" && d.decision !== "deny" && (d.keep ?? []).length > 0) {
           fail("a huge/deep foreign resource was released", { placement, huge, d });
+        } else if (placement === "if-none-exist") {
+          // A value that names nobody does not exclude the search: it may be narrowed to the patient instead.
+          if (d.decision !== "deny" && !confined(d))
+            fail("a deep/huge If-None-Exist was neither denied nor confined to the patient", {
+              placement,
+              huge,
+              d,
+            });
         } else if (placement !== "response" && mustDeny && d.decision !== "deny") {
           fail(`deep/huge ${placement} was not denied`, { placement, huge, depth, shape, d });
         }
