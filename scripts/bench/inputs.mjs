@@ -1,0 +1,114 @@
+// The benchmark's input mix: typical contract inputs (../shared/decision-contract.md), built the way
+// scripts/lib/vectors.mjs builds them. Deterministic: the same mix on every run and in every host.
+import { VECTOR_NOW } from "../lib/vectors.mjs";
+
+export const NOW = VECTOR_NOW;
+const IAT = Math.floor(Date.parse(NOW) / 1000) - 60;
+
+/** A practitioner in a patient context: patient-level reads and searches, user-level CRUDS. */
+export const CLAIMS = {
+  scope: "launch/patient patient/*.rs user/*.cruds openid fhirUser",
+  patient: "123",
+  fhirUser: "Practitioner/9",
+  sub: "u1",
+  client_id: "app1",
+  iat: IAT,
+  exp: IAT + 3600,
+};
+
+/** A patient-facing app: patient-level read/search only, so searches are narrowed and Bundles filtered. */
+export const PATIENT_CLAIMS = {
+  scope: "launch/patient patient/*.rs openid fhirUser",
+  patient: "123",
+  fhirUser: "Patient/123",
+  sub: "p123",
+  client_id: "app2",
+  iat: IAT,
+  exp: IAT + 3600,
+};
+
+/** A clinician token that may break the glass: user-level read/search, purpose of use BTG. */
+export const BTG_CLAIMS = {
+  scope: "user/*.rs openid fhirUser",
+  fhirUser: "Practitioner/9",
+  sub: "u2",
+  client_id: "app1",
+  purpose_of_use: ["BTG"],
+  iat: IAT,
+  exp: IAT + 3600,
+};
+
+function observation(id, patient, extra = {}) {
+  return {
+    resourceType: "Observation",
+    id,
+    status: "final",
+    code: { coding: [{ system: "http://loinc.org", code: "1234-5" }], text: "x" },
+    subject: { reference: `Patient/${patient}` },
+    ...extra,
+  };
+}
+
+/** A searchset Bundle of `n` Observations; every 4th one belongs to another patient (dropped). */
+export function searchsetBundle(n) {
+  const entry = [];
+  for (let i = 0; i < n; i++) {
+    const patient = i % 4 === 3 ? "999" : "123";
+    entry.push({
+      fullUrl: `https://fhir.example.org/r4/Observation/o${i}`,
+      resource: observation(`o${i}`, patient),
+      search: { mode: "match" },
+    });
+  }
+  return { resourceType: "Bundle", type: "searchset", total: n, entry };
+}
+
+/** A 20-entry batch: reads, narrowed searches, a create, an update and deletes. */
+export function batchBundle(n = 20) {
+  const kinds = [
+    (i) => ({ request: { method: "GET", url: `Observation/o${i}` } }),
+    () => ({ request: { method: "GET", url: "Observation?code=1234-5" } }),
+    () => ({ request: { method: "GET", url: "Condition?patient=123" } }),
+    (i) => ({ request: { method: "POST", url: "Observation" }, resource: observation(`n${i}`, "123") }),
+    (i) => ({ request: { method: "DELETE", url: `Observation/o${i}` } }),
+  ];
+  const entry = [];
+  for (let i = 0; i < n; i++) entry.push(kinds[i % kinds.length](i));
+  return { resourceType: "Bundle", type: "batch", entry };
+}
+
+function input(claims, request, extra = {}) {
+  return { claims, request: { headers: {}, ...request }, ...extra, now: NOW };
+}
+
+/** The five cases of the mix, by name. */
+export function mix({ bundleEntries = 1000, batchEntries = 20 } = {}) {
+  return {
+    read: input(CLAIMS, { method: "GET", url: "Observation/o1" }, { resource: observation("o1", "123") }),
+    search: input(PATIENT_CLAIMS, { method: "GET", url: "Observation?code=1234-5" }),
+    bundle: input(
+      PATIENT_CLAIMS,
+      { method: "GET", url: "Observation?patient=123" },
+      { response: searchsetBundle(bundleEntries) },
+    ),
+    batch: input(CLAIMS, { method: "POST", url: "", body: batchBundle(batchEntries) }),
+    btg: input(
+      BTG_CLAIMS,
+      {
+        method: "GET",
+        url: "Observation/o7",
+        headers: { "x-btg-reason": "unconscious patient in the emergency department" },
+      },
+      {
+        resource: observation("o7", "456", {
+          meta: {
+            security: [{ system: "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", code: "R" }],
+          },
+        }),
+      },
+    ),
+  };
+}
+
+/** The weighted mix for throughput runs: mostly single reads and searches, as on a FHIR server. */
+export const WEIGHTS = { read: 40, search: 30, batch: 10, btg: 10, bundle: 10 };
