@@ -249,7 +249,13 @@ export async function runHttp({ duration, warmup, connections, quick, defaultTar
   const caseNames = quick ? ["read", "mix"] : ["read", "search", "batch", "btg", "bundle", "mix"];
   const running = [];
   const cleanup = () => running.forEach(stopTarget);
+  const interrupted = (signal) => {
+    cleanup();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
   process.once("exit", cleanup);
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   const out = { connections, bundleConnections: BUNDLE_CONNECTIONS, duration, warmup, targets: {}, runs: [] };
   try {
     for (const t of targets) {
@@ -299,6 +305,8 @@ export async function runHttp({ duration, warmup, connections, quick, defaultTar
   } finally {
     cleanup();
     process.off("exit", cleanup);
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
   return out;
 }
