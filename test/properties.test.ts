@@ -193,6 +193,18 @@ describe("pinned counterexamples of known policy bugs", () => {
       expect(d.decision, JSON.stringify(d)).toBe("deny");
     },
   );
+
+  // KNOWN POLICY BUG KB-6 (found by P6 "search-unfiltered"): Patient.link is not followed by default
+  // (config.follow_patient_link = false), yet a patient/ search Patient?link=Patient/123 is allowed
+  // as is, with no narrowing: it returns the OTHER patients whose link.other is 123. The policy's own
+  // vector cmp-search-patient-link (in progress) expects the same fix: narrow to _id=123, or deny.
+  it.fails("KB-6: Patient?link=Patient/123 is not allowed unconfined for patient 123", () => {
+    const d = decide({
+      claims: { scope: "patient/Patient.rs", patient: "123" },
+      request: { method: "GET", url: "Patient?link=Patient/123" },
+    });
+    expect(d.decision, JSON.stringify(d)).not.toBe("allow");
+  });
 });
 
 describe("pinned counterexamples of known host bugs", () => {

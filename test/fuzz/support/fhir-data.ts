@@ -70,3 +70,24 @@ export function tokenParams(t: string): string[] {
     .map(([name]) => name)
     .sort();
 }
+
+/**
+ * Search parameters of t whose values can confine a search to one patient: the compartment's own
+ * parameters and narrowing names, plus reference parameters that read only linking paths (Basic:
+ * `subject`). For Patient itself (Patient.link not followed): `_id`.
+ */
+export function confiningParams(t: string): string[] {
+  if (t === "Patient") return ["_id"];
+  const paths = new Set(linkPaths(t).map((p) => p.join(".")));
+  const aliases = Object.entries(SEARCH_PARAMS[t] ?? {})
+    .filter(([, sp]) => sp.type === "reference" && Array.isArray(sp.paths) && sp.paths.length > 0)
+    .filter(([, sp]) => sp.paths!.every((p) => paths.has(p.join("."))))
+    .map(([name]) => name);
+  return [...new Set([...linkParams(t), ...aliases])].sort();
+}
+
+/** The parameter's targets are only Patient, so a bare id in it means Patient/<id>. */
+export function patientOnlyParam(t: string, param: string): boolean {
+  const targets = SEARCH_PARAMS[t]?.[param]?.targets ?? [];
+  return targets.length === 1 && targets[0] === "Patient";
+}

@@ -22,6 +22,12 @@ export const KNOWN_BUGS: Record<string, KnownBug> = {
       "replacing the whole resource: a patient/ app can move its resource to another patient, a constrained app " +
       "can rewrite the constrained element",
   },
+  "KB-6": {
+    id: "KB-6",
+    title:
+      "a patient/ search Patient?link=Patient/<patient> is allowed as is, though Patient.link is not followed " +
+      "(documented default): it returns OTHER patients that link to the patient in context",
+  },
 };
 
 /**

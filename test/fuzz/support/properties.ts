@@ -41,13 +41,14 @@ import {
   type ScopeSpec,
 } from "./arbitraries.js";
 import { STRICT, type Stats } from "./budget.js";
-import { RESOURCE_TYPES, linkParams, linkPaths } from "./fhir-data.js";
-import { applyJsonPatch, inCompartment, type PatchOp } from "./json-patch.js";
+import { RESOURCE_TYPES, confiningParams, linkParams, linkPaths, patientOnlyParam } from "./fhir-data.js";
+import { applyJsonPatch, inCompartment, namesPatient, type PatchOp } from "./json-patch.js";
 import { knownBugOf } from "./known-bugs.js";
 import {
   accessLoss,
   constraintPaths,
   contractViolation,
+  orValues,
   parseConstraintQuery,
   resourceSatisfies,
 } from "./oracle.js";
@@ -499,6 +500,7 @@ const ISOLATION_VARIANTS = [
   "create",
   "search-bundle",
   "search-names-other",
+  "search-unfiltered",
   "compartment-other",
 ] as const;
 
@@ -600,6 +602,7 @@ function isolationInput(c: IsolationCase): DecisionInput {
       const value = c.query.length % 2 === 0 ? c.Q : `Patient/${c.Q}`;
       return { claims, request: { method: "GET", url: `${T}?${name}=${encodeURIComponent(value)}` } };
     }
+    case "search-unfiltered":
     case "search-bundle":
     default:
       return { claims, request: { method: "GET", url: c.query === "" ? T : `${T}?${c.query}` } };
@@ -641,6 +644,27 @@ export const patientIsolation: PropertyDef = {
       }
       const input = isolationInput(c);
       const d = decide(ctx, input);
+      if (c.variant === "search-unfiltered") {
+        // No response to filter: what the search may return must already be confined to P.
+        if (d.decision === "deny" || queryConfines(c.T, c.query, c.P)) return;
+        if (c.T === "Patient" && /(^|&)link[=:]/.test(c.query) && d.decision !== "deny" && !STRICT) {
+          ctx.stats.tolerate("KB-6");
+          return;
+        }
+        if (d.decision === "allow")
+          fail("an unconfined search was allowed for a patient/ token", { c, input, d });
+        const confines = (alt: Record<string, string>) =>
+          Object.entries(alt).some(
+            ([k, v]) =>
+              confiningParams(c.T).includes(k) &&
+              orValues(v).every(
+                (x) => namesPatient(x, c.P) || (x === c.P && (c.T === "Patient" || patientOnlyParam(c.T, k))),
+              ),
+          );
+        if (!(d.narrow ?? []).every(confines))
+          fail("an unconfined search was narrowed without confining it to the patient", { c, input, d });
+        return;
+      }
       if (c.variant === "search-names-other") {
         if (d.decision === "allow") fail("a search naming another patient was allowed", { c, input, d });
         if (d.decision === "filter") {
@@ -660,6 +684,35 @@ export const patientIsolation: PropertyDef = {
       }
     }),
 };
+
+/** The search's own parameters confine it to patient p (a confining parameter whose values all name p). */
+function queryConfines(t: string, query: string, p: string): boolean {
+  if (query === "") return false;
+  return query.split("&").some((item) => {
+    const i = item.indexOf("=");
+    if (i <= 0) return false;
+    let name: string;
+    let value: string;
+    try {
+      name = decodeURIComponent(item.slice(0, i));
+      value = decodeURIComponent(item.slice(i + 1));
+    } catch {
+      return false;
+    }
+    const [base, modifier = ""] = name.split(":");
+    if (name.includes(".") || !["", "Patient"].includes(modifier) || !confiningParams(t).includes(base!))
+      return false;
+    const values = orValues(value);
+    return (
+      values.length > 0 &&
+      values.every(
+        (v) =>
+          namesPatient(v, p) ||
+          (v === p && (t === "Patient" || modifier === "Patient" || patientOnlyParam(t, base!))),
+      )
+    );
+  });
+}
 
 // --- P7: v2 constraints ---------------------------------------------------------------------------
 
