@@ -42,6 +42,7 @@ function sample() {
     decisions: done,
     rssMiB: round(u.rss / MiB, 1),
     heapUsedMiB: round(u.heapUsed / MiB, 1),
+    heapTotalMiB: round(u.heapTotal / MiB, 1),
     externalMiB: round(u.external / MiB, 1),
   };
 }
