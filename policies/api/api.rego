@@ -132,20 +132,8 @@ includes_related(c) if {
 response_decision(c, v, response) := object.union(document(v, c), {"keep": [], "drop": []}) if {
 	response.resourceType == "Bundle"
 	count(bundle_items(response)) == 0
-} else := document(verdict.deny(500, "policy-incomplete", "not every response entry could be checked"), c) if {
+} else := bundle_response(c, v, count(bundle_items(response)), [check_item(item) | some item in bundle_items(response)]) if {
 	response.resourceType == "Bundle"
-	count([check_item(item) | some item in bundle_items(response)]) != count(bundle_items(response))
-} else := object.union(document(v, c), {"keep": keep, "drop": drop}) if {
-	response.resourceType == "Bundle"
-	checked := [check_item(item) | some item in bundle_items(response)]
-	keep := [x.ref | some x in checked; x.visible]
-	drop := [{"ref": x.ref, "reason": x.reason, "index": x.index} | some x in checked; not x.visible]
-	count(drop) == 0
-} else := object.union(document(verdict.filter(object.get(v, "narrow", [])), c), {"keep": keep, "drop": drop}) if {
-	response.resourceType == "Bundle"
-	checked := [check_item(item) | some item in bundle_items(response)]
-	keep := [x.ref | some x in checked; x.visible]
-	drop := [{"ref": x.ref, "reason": x.reason, "index": x.index} | some x in checked; not x.visible]
 } else := object.union(document(v, c), {"keep": [ref_of(response, -1)], "drop": []}) if {
 	access.visibility(response).decision == "allow"
 } else := object.union(
@@ -155,18 +143,32 @@ response_decision(c, v, response) := object.union(document(v, c), {"keep": [], "
 
 hidden_status := data.smart.config.hidden_status
 
+bundle_response(c, v, n, checked) := document(verdict.deny(500, "policy-incomplete", "not every response entry could be checked"), c) if {
+	count(checked) != n
+} else := bundle_split(c, v, [x.ref | some x in checked; x.visible], [{"ref": x.ref, "reason": x.reason, "index": x.index} | some x in checked; not x.visible])
+
+bundle_split(c, v, keep, drop) := object.union(document(v, c), {"keep": keep, "drop": drop}) if {
+	count(drop) == 0
+} else := object.union(document(verdict.filter(object.get(v, "narrow", [])), c), {"keep": keep, "drop": drop})
+
 bundle_items(bundle) := [{"index": i, "resource": e.resource} |
 	some i, e in object.get(bundle, "entry", [])
 	is_object(e.resource)
 ]
 
 check_item(item) := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": true} if {
+	item.resource.resourceType == "Bundle"
 	item_visible(item.resource)
-} else := {
-	"ref": ref_of(item.resource, item.index),
-	"index": item.index,
-	"visible": false,
-	"reason": item_reason(item.resource),
+} else := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": false, "reason": "nested-bundle-hidden"} if {
+	item.resource.resourceType == "Bundle"
+} else := r if {
+	r := resource_check(item, access.visibility(item.resource))
+} else := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": false, "reason": "unreadable-resource"}
+
+resource_check(item, vis) := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": true} if {
+	vis.decision == "allow"
+} else := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": false, "reason": vis.reason.code} if {
+	vis.decision == "deny"
 }
 
 item_visible(resource) if {

@@ -6,6 +6,7 @@
 #   equivalence"); separate grants are ORed. Malformed scopes grant nothing and are reported.
 package smart.grant
 
+import data.smart.lib.fhir
 import data.smart.scope
 
 claims := object.get(input, "claims", {})
@@ -51,7 +52,7 @@ for_any(t, letters) := [g | some g in grants; g.type in {t, "*"}; some l in lett
 # The launch patient, when the token carries a well-formed one. Never taken from fhirUser.
 patient_id := claims.patient if {
 	is_string(claims.patient)
-	regex.match(`^[A-Za-z0-9\-.]{1,64}$`, claims.patient)
+	fhir.valid_id(claims.patient)
 }
 
 # The contexts the token already uses, in the order a client would most likely ask for more.

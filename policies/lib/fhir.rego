@@ -9,7 +9,12 @@ package smart.lib.fhir
 import data.smart.lib.text
 
 # The FHIR id grammar: [A-Za-z0-9\-\.]{1,64}.
-valid_id(id) if regex.match(`^[A-Za-z0-9\-.]{1,64}$`, id)
+valid_id(id) if {
+	is_string(id)
+	count(id) >= 1
+	count(id) <= 64
+	trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.") == ""
+}
 
 # A resource type name of the configured FHIR version.
 resource_type(t) if data.fhir.r4.resource_types[t]
@@ -67,6 +72,7 @@ reference_tail(ref) := ref if {
 }
 
 reference_tail(ref) := tail if {
+	startswith(ref, "http")
 	regex.match(`^https?://[^/?#]+(/[^?#]*)?/Patient/[^/?#]+(/_history/[^/?#]+)?$`, ref)
 	i := indexof(ref, "/Patient/")
 	tail := substring(ref, i + 1, -1)

@@ -58,7 +58,10 @@ path_segments(url) := [] if url_path(url) == ""
 path_segments(url) := [text.percent_decode(s) | some s in split(url_path(url), "/")] if url_path(url) != ""
 
 url_error(url) := "request.url must be relative to the FHIR base, not absolute" if {
-	regex.match(`^[a-zA-Z][a-zA-Z0-9+.-]*:`, url)
+	i := indexof(url, ":")
+	i > 0
+	trim(substring(url, 0, 1), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == ""
+	trim(substring(url, 0, i), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-") == ""
 } else := "request.url must be relative to the FHIR base (no leading '/')" if {
 	startswith(url, "/")
 } else := "request.url contains a fragment" if {
@@ -299,5 +302,8 @@ operation(m, op, level, t, id, params) := {
 	"letters": [],
 } if {
 	m in {"GET", "HEAD", "POST"}
-	regex.match(`^\$[a-zA-Z][a-zA-Z0-9\-]*$`, op)
+	startswith(op, "$")
+	count(op) >= 2
+	trim(substring(op, 1, 1), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == ""
+	trim(substring(op, 1, -1), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }

@@ -55,7 +55,12 @@ launch_scope(t) if startswith(t, "launch/")
 
 extension_scope(t) if startswith(t, "__")
 
-extension_scope(t) if regex.match(`^[a-zA-Z][a-zA-Z0-9+.-]*://`, t)
+extension_scope(t) if {
+	i := indexof(t, "://")
+	i > 0
+	trim(substring(t, 0, 1), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == ""
+	trim(substring(t, 0, i), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-") == ""
+}
 
 invalid(t, why) := {"kind": "invalid", "scope": t, "error": why}
 
