@@ -27,6 +27,10 @@ system_interactions := {"search-system", "history-system"}
 # description: The verdict for a classified request `c`, its raw request and the stored resource (or null).
 decide(c, req, resource) := verdict.allow if {
 	c.interaction == "capabilities"
+} else := verdict.deny(400, "resource-mismatch", "the supplied stored resource is not the one the URL names") if {
+	c.level == "instance"
+	is_object(resource)
+	not stored_resource_matches(c, resource)
 } else := v if {
 	v := request_level_denial(c)
 } else := v if {
@@ -44,6 +48,11 @@ decide(c, req, resource) := verdict.allow if {
 # All verdicts must hold, and there must be one for every part: a part the policy could not
 # decide is a deny, never a silently smaller conjunction.
 complete_all_of(vs, expected) := verdict.all_of_list(vs) if count(vs) == expected
+
+stored_resource_matches(c, resource) if {
+	resource.resourceType == c.type
+	resource.id == c.id
+}
 
 # --- Letters and grants -------------------------------------------------------------------
 
@@ -182,7 +191,7 @@ patient_patch_verdict(c, req) := verdict.allow if {
 	c.interaction != "patch"
 } else := patch_guard(c.type, req, compartment.linking_elements(c.type), "patch-touches-compartment-link")
 
-patient_search_verdict_for(c, pid) := verdict.allow if {
+patient_search_verdict_for(c, pid) := patient_own_compartment_search(c, pid) if {
 	c.interaction == "search-compartment"
 	c.compartment.type == "Patient"
 	c.compartment.id == pid
@@ -193,7 +202,36 @@ patient_search_verdict_for(c, pid) := verdict.allow if {
 	c.type == "*"
 } else := patient_search_verdict(c.type, c.params, pid)
 
-patient_search_verdict(t, params, pid) := patient_type_verdict(t, "s") if {
+# _has:MedicationRequest:medication:patient=123 looks only at the context patient's records.
+has_confined_to_patient(p, pid) if {
+	parts := split(p.name, ":")
+	count(parts) == 4
+	inner := {"base": parts[3], "modifier": "", "chain": "", "values": p.values}
+	compartment.linking_param_occurrence(parts[1], inner)
+	count(p.values) > 0
+	every v in p.values {
+		compartment.value_kind(parts[1], inner, v, pid) == "ours"
+	}
+}
+
+# Patient/[pid]/[type]: confined by the server for member types; Patient/[pid]/Patient would list
+# linked patients (not followed by default), so it is narrowed to the patient itself; other types
+# follow the rules for types outside the compartment.
+patient_own_compartment_search(c, pid) := v if {
+	c.type == "Patient"
+	v := patient_search_verdict("Patient", c.params, pid)
+} else := verdict.allow if {
+	c.type == "*"
+} else := verdict.allow if {
+	compartment.member_type(c.type)
+} else := patient_type_verdict(c.type, "s")
+
+patient_search_verdict(t, params, pid) := verdict.deny(403, "reverse-chain-outside-compartment", "a reverse chain (_has) on data outside the patient's compartment would search other patients' records") if {
+	not patient_type(t)
+	some p in params
+	startswith(p.name, "_has:")
+	not has_confined_to_patient(p, pid)
+} else := patient_type_verdict(t, "s") if {
 	not patient_type(t)
 } else := verdict.deny(403, "search-other-patient", "the search names a patient other than the one in context") if {
 	compartment.search_scope(t, params, pid) == "other"
@@ -242,7 +280,7 @@ constraint_stored_verdict(g, c, resource) := verdict.allow if {
 	constraint.resource_matches(resource, g.constraints)
 } else := hidden(c, "constraint-mismatch") if {
 	is_object(resource)
-} else := verdict.filter([object.union({"_id": c.id}, constraint.narrowing([], g.constraints))])
+} else := verdict.all_of(verdict.filter([{"_id": c.id}]), verdict.filter([constraint.narrowing([], g.constraints)]))
 
 constraint_body_verdict(g, c, req) := verdict.allow if {
 	not c.interaction in {"create", "update"}
@@ -280,22 +318,34 @@ patch_guard(t, req, guarded, code) := verdict.allow if {
 	}
 } else := verdict.deny(403, code, "the patch would change elements that decide who may see this resource")
 
+# A JSON Patch operation addresses a named top-level element (never the whole document, "" or
+# "/"), and neither its target nor its source is guarded.
 json_patch_op_safe(op, guarded) if {
-	is_string(op.path)
-	first := split(trim_prefix(op.path, "/"), "/")[0]
+	json_pointer_element_safe(op.path, guarded)
+	not json_patch_from_unsafe(op, guarded)
+}
+
+json_patch_from_unsafe(op, guarded) if {
+	op.from
+	not json_pointer_element_safe(op.from, guarded)
+}
+
+json_pointer_element_safe(pointer, guarded) if {
+	is_string(pointer)
+	startswith(pointer, "/")
+	first := split(substring(pointer, 1, -1), "/")[0]
+	first != ""
 	not first in guarded
-	not json_patch_from_guarded(op, guarded)
 }
 
-json_patch_from_guarded(op, guarded) if {
-	is_string(op.from)
-	split(trim_prefix(op.from, "/"), "/")[0] in guarded
-}
-
+# A FHIRPath Patch path is accepted only in the plain form Type.element(.element)*: indexers,
+# functions and quoting could otherwise reach a guarded element under another spelling.
 fhirpath_patch_op_safe(t, p, guarded) if {
 	paths := [part.valueString | some part in p.part; part.name == "path"]
 	count(paths) == 1
-	element := split(trim_prefix(paths[0], concat("", [t, "."])), ".")[0]
+	startswith(paths[0], concat("", [t, "."]))
+	regex.match(`^[A-Z][A-Za-z]*(\.[a-z][A-Za-z0-9]*)+$`, paths[0])
+	element := split(paths[0], ".")[1]
 	not element in guarded
 	names := [part.valueString | some part in p.part; part.name == "name"]
 	every n in names {
@@ -365,24 +415,76 @@ include_value_ok(v) if {
 
 # _has:Type:param:… reveals Type's data: the token must be able to search Type.
 has_denial(c, p) := verdict.deny(400, "search-parameter-malformed", concat("", ["malformed reverse chain ", p.name])) if {
-	parts := split(p.name, ":")
-	not fhir.resource_type(parts[1])
-} else := scope_missing(c, split(p.name, ":")[1], ["s"]) if {
-	count(grant.for(split(p.name, ":")[1], "s")) == 0
-}
-
-# subject:Patient.name=x (or subject.name=x) reveals the chained type's data: each possible target
-# type must be searchable by the token.
-chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", ["cannot resolve the chained parameter ", p.name])) if {
-	count(chain_targets(c, p)) == 0
+	some t in has_types(p.name)
+	not fhir.resource_type(t)
+} else := verdict.deny(400, "search-parameter-malformed", concat("", ["malformed reverse chain ", p.name])) if {
+	count(split(p.name, ":")) < 4
 } else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
-	missing := [t | some t in chain_targets(c, p); count(grant.for(t, "s")) == 0]
+	missing := [t | some t in has_types(p.name); count(grant.for(t, "s")) == 0]
 	count(missing) > 0
 }
 
-chain_targets(_, p) := [p.modifier] if fhir.resource_type(p.modifier)
+# The types a reverse chain passes through: _has:Observation:patient:_has:AuditEvent:entity:agent.
+has_types(name) := [parts[i + 1] | parts := split(name, ":"); some i, x in parts; x == "_has"]
 
-chain_targets(c, p) := object.get(constraint.search_param(c.type, p.base), "targets", []) if p.modifier == ""
+# subject:Patient.name=x (or subject.name=x, or subject:Patient.organization.name=x) reveals the
+# data of every type the chain passes through: each must be searchable by the token, and the
+# final parameter must exist on the last types.
+chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", ["cannot resolve the chained parameter ", p.name])) if {
+	not chain_resolves(c, p)
+} else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
+	missing := sort({t | some level in chain_levels(c, p); some t in level; count(grant.for(t, "s")) == 0})
+	count(missing) > 0
+}
+
+chain_resolves(c, p) if {
+	levels := chain_levels(c, p)
+	count(levels) == count(split(p.chain, "."))
+	every level in levels {
+		count(level) > 0
+	}
+	final := split(split(p.chain, ".")[count(levels) - 1], ":")[0]
+	some t in levels[count(levels) - 1]
+	known_param(object.union(c, {"type": t, "interaction": "search-type"}), final)
+}
+
+chain_segments(p) := split(p.chain, ".")
+
+# The types reached at each step: first by the parameter itself, then by each intermediate
+# segment of the chain (at most four steps).
+chain_levels(c, p) := [chain_targets(c, p)] if count(chain_segments(p)) == 1
+
+chain_levels(c, p) := [l1, chain_step(l1, chain_segments(p)[0])] if {
+	count(chain_segments(p)) == 2
+	l1 := chain_targets(c, p)
+}
+
+chain_levels(c, p) := [l1, l2, chain_step(l2, chain_segments(p)[1])] if {
+	count(chain_segments(p)) == 3
+	l1 := chain_targets(c, p)
+	l2 := chain_step(l1, chain_segments(p)[0])
+}
+
+chain_levels(c, p) := [l1, l2, l3, chain_step(l3, chain_segments(p)[2])] if {
+	count(chain_segments(p)) == 4
+	l1 := chain_targets(c, p)
+	l2 := chain_step(l1, chain_segments(p)[0])
+	l3 := chain_step(l2, chain_segments(p)[1])
+}
+
+chain_step(types, segment) := [m] if {
+	m := substring(segment, indexof(segment, ":") + 1, -1)
+	contains(segment, ":")
+	fhir.resource_type(m)
+} else := [] if {
+	contains(segment, ":")
+} else := sort({t | some from in types; some t in object.get(object.get(data.fhir.r4.search_params, from, {}), [segment, "targets"], [])})
+
+chain_targets(c, p) := [p.modifier] if {
+	fhir.resource_type(p.modifier)
+} else := [] if {
+	p.modifier != ""
+} else := object.get(object.get(data.fhir.r4.search_params, c.type, {}), [p.base, "targets"], [])
 
 # --- Operations -----------------------------------------------------------------------------
 
@@ -434,6 +536,10 @@ operation_context_verdict(c, g) := verdict.deny(401, "patient-context-missing", 
 	g.context == "patient"
 	c.type == "Patient"
 	c.id == grant.patient_id
+} else := verdict.allow if {
+	g.context == "patient"
+	config.operations[c.operation].on == "self"
+	c.type in config.shared_types
 } else := verdict.deny(403, "operation-other-patient", "the operation targets a patient other than the one in context") if {
 	g.context == "patient"
 }

@@ -232,11 +232,29 @@ batch_request if {
 #   SMART: "batch and transaction requests should be validated based on the actual requests
 #   within them". One decision per entry, in order. A transaction is all-or-nothing: any denied
 #   entry denies it. A batch is allowed as a whole, with its denied entries answered one by one.
-batch_decision := object.union(summary, {"entries": entries}) if {
+batch_decision := with_batch_response(object.union(summary, {"entries": entries}), object.get(input, "response", null)) if {
 	c := request.classify(input.request)
 	entries := [entry_decision(e) | some e in c.entries]
 	summary := batch_summary(c.interaction, entries)
 }
+
+# The server's batch-response is filtered like any other Bundle: every resource in it (and in
+# Bundles nested in it) is checked on its own.
+with_batch_response(d, response) := d if {
+	not is_object(response)
+} else := d if {
+	d.decision == "deny"
+} else := document(verdict.deny(500, "policy-incomplete", "not every response entry could be checked"), {}) if {
+	count([check_item(item) | some item in bundle_items(response)]) != count(bundle_items(response))
+} else := object.union(d, {"keep": keep, "drop": drop, "decision": batch_filtered_decision(d, drop)}) if {
+	checked := [check_item(item) | some item in bundle_items(response)]
+	keep := [x.ref | some x in checked; x.visible]
+	drop := [{"ref": x.ref, "reason": x.reason, "index": x.index} | some x in checked; not x.visible]
+}
+
+batch_filtered_decision(_, drop) := "filter" if count(drop) > 0
+
+batch_filtered_decision(d, drop) := d.decision if count(drop) == 0
 
 entry_decision(e) := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry needs request.method and request.url"), {}) if {
 	not fhir.string_member(object.get(e, "request", {}), "method")

@@ -64,7 +64,9 @@ alias_params(t) := {name |
 
 linking_paths(t) := {path | some link in links(t); some path in link.paths}
 
-linking_params("Patient") := {"_id", "link"}
+linking_params("Patient") := {"_id", "link"} if config.follow_patient_link
+
+linking_params("Patient") := {"_id"} if not config.follow_patient_link
 
 # METADATA
 # title: narrowing
