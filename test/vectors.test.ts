@@ -20,6 +20,17 @@ beforeAll(async () => {
   opa = opaOutcomes();
 });
 
+const configured = new Map<string, Promise<PolicyEngine>>();
+
+/** Vectors may carry a `config` (the policy section of the service config): one engine per config. */
+function engineFor(v: Vector): Promise<PolicyEngine> {
+  const config = (v as { config?: Record<string, unknown> }).config;
+  if (!config) return Promise.resolve(engine);
+  const key = JSON.stringify(config);
+  if (!configured.has(key)) configured.set(key, loadRealEngine({ config }));
+  return configured.get(key)!;
+}
+
 const sources = [...new Set(vectors.map((v) => v.source ?? "public"))];
 
 it("loads the public vectors", () => {
@@ -28,14 +39,14 @@ it("loads the public vectors", () => {
 
 describe.each(sources)("%s vectors", (source) => {
   const set = vectors.filter((v) => (v.source ?? "public") === source);
-  it.each(set.map((v) => [`${v.id}: ${v.note ?? ""}`, v] as const))("%s", (_, v) => {
+  it.each(set.map((v) => [`${v.id}: ${v.note ?? ""}`, v] as const))("%s", async (_, v) => {
     if (v.parse) {
       const parsed = engine.parseScopes(v.scopes) as { valid: boolean };
       expect(parsed.valid, JSON.stringify(parsed)).toBe(v.expect === "valid");
       expect(parsed).toEqual(opa[v.id]);
       return;
     }
-    const decision: Decision = engine.decide(vectorToInput(v) as DecisionInput);
+    const decision: Decision = (await engineFor(v)).decide(vectorToInput(v) as DecisionInput);
     expect(mismatch(v, decision)).toBeUndefined();
     expect(decision, "the WASM host and OPA's evaluator disagree").toEqual(opa[v.id]);
   });

@@ -11,6 +11,7 @@ import data.smart.compartment
 import data.smart.config
 import data.smart.constraint
 import data.smart.grant
+import data.smart.label
 import data.smart.lib.fhir
 import data.smart.request
 import data.smart.scope
@@ -551,7 +552,25 @@ operation_context_verdict(c, g) := verdict.deny(401, "patient-context-missing", 
 # description: |
 #   Whether a resource returned by the server may be released: some grant with r or s on its
 #   type must cover it (compartment for patient/ grants, constraints for constrained grants).
-visibility(resource) := verdict.allow if {
+visibility(resource) := label_gate(scope_visibility(resource), resource)
+
+# METADATA
+# title: label_gate
+# description: |
+#   Security labels apply after scopes: a verdict the scopes allow is still denied when the
+#   resource carries a label this token holds no right to, unless break-the-glass lifts it.
+#   Labels never widen what scopes allow.
+label_gate(v, resource) := v if {
+	v.decision == "deny"
+} else := v if {
+	not is_object(resource)
+} else := verdict.all_of(v, without_btg(label.resource_verdict(resource)))
+
+without_btg(lv) := verdict.allow if lv.decision == "allow"
+
+without_btg(lv) := lv if lv.decision != "allow"
+
+scope_visibility(resource) := verdict.allow if {
 	resource.resourceType == "OperationOutcome"
 } else := verdict.deny(403, "scope-missing", concat("", ["no granted scope allows reading ", resource_type_of(resource)])) if {
 	count(grant.for_any(resource_type_of(resource), ["r", "s"])) == 0

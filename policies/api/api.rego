@@ -8,6 +8,7 @@ package smart.api
 
 import data.smart.access
 import data.smart.grant
+import data.smart.label
 import data.smart.lib.fhir
 import data.smart.outcome
 import data.smart.request
@@ -32,7 +33,7 @@ decision := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
 	input_problem
 } else := batch_decision if {
 	batch_request
-} else := single_decision(input.request, object.get(input, "resource", null), object.get(input, "response", null))
+} else := audited(single_decision(input.request, object.get(input, "resource", null), object.get(input, "response", null)))
 
 input_problem := "input must be a JSON object with 'claims' and 'request' objects" if {
 	not fhir.object_member(input, "claims")
@@ -50,12 +51,17 @@ single_decision(req, resource, response) := document(
 	c.error
 } else := response_decision(c, v, response) if {
 	c := request.classify(req)
-	v := access.decide(c, req, resource)
+	v := decided(c, req, resource)
 	v.decision != "deny"
 	is_object(response)
-} else := with_stored_resource_note(document(access.decide(c, req, resource), c), c, resource) if {
+} else := with_stored_resource_note(document(decided(c, req, resource), c), c, resource) if {
 	c := request.classify(req)
 }
+
+# Scopes first, then the stored instance's security labels.
+decided(c, req, resource) := access.label_gate(access.decide(c, req, resource), resource) if {
+	c.level == "instance"
+} else := access.decide(c, req, resource)
 
 # An instance interaction decided without the stored resource says so: it is allowed only in the
 # narrowed form (as a conditional interaction, or by checking the response).
@@ -299,3 +305,93 @@ overall_decision(entries) := "allow" if {
 		e.decision == "allow"
 	}
 } else := "filter"
+
+# --- Audit obligations (break-the-glass and label denials) --------------------------------
+
+# METADATA
+# title: audited
+# description: |
+#   Every access that break-the-glass made possible, and every denial or drop because of a
+#   security label, carries an `audit` obligation with an AuditEvent that the host must write
+#   before it answers. Other decisions carry none unless `audit.all_decisions` is configured.
+audited(d) := object.union(d, {"obligations": array.concat(object.get(d, "obligations", []), obligations)}) if {
+	obligations := audit_obligations(d)
+	count(obligations) > 0
+} else := d
+
+audit_obligations(d) := array.concat(btg_obligations(d), label_denied_obligations(d)) if {
+	count(array.concat(btg_obligations(d), label_denied_obligations(d))) > 0
+} else := [label.audit_obligation("access", decision_refs(d), [], access_outcome(d))] if {
+	label.audit_all_decisions
+} else := []
+
+btg_obligations(d) := [label.audit_obligation("btg-access", [ref_of(r, -1) | some r in lifted], overridden, "0") |
+	lifted := [r | some r in released(d); label.resource_verdict(r).btg]
+	count(lifted) > 0
+	overridden := sort({l | some r in lifted; some l in label.resource_verdict(r).overridden})
+]
+
+label_denied_obligations(d) := [label.audit_obligation("label-denied", [ref_of(r, -1) | some r in hidden], labels, "4") |
+	hidden := label_hidden(d)
+	count(hidden) > 0
+	labels := sort({l | some r in hidden; some l in label.protected_labels(r)})
+]
+
+input_resource := input.resource if is_object(input.resource)
+
+input_response := input.response if is_object(input.response)
+
+response_resources := [item.resource | some item in bundle_items(input_response)] if {
+	input_response.resourceType == "Bundle"
+}
+
+response_resources := [input_response] if {
+	input_response.resourceType != "Bundle"
+}
+
+response_resources := [] if not input_response
+
+# Resources the decision releases: the stored instance of an allowed interaction, and every
+# response resource that was not dropped.
+released(d) := array.concat(released_stored(d), released_response(d))
+
+released_stored(d) := [input_resource] if {
+	d.decision != "deny"
+	input_resource
+} else := []
+
+released_response(d) := [r | some i, r in response_resources; not dropped_index(d, i)] if {
+	d.decision != "deny"
+	input_response.resourceType == "Bundle"
+} else := response_resources if {
+	d.decision != "deny"
+} else := []
+
+dropped_index(d, i) if {
+	some x in object.get(d, "drop", [])
+	x.index == bundle_items(input_response)[i].index
+}
+
+label_hidden(d) := [r |
+	some x in object.get(d, "drop", [])
+	x.reason == "label-restricted"
+	r := dropped_resource(x)
+] if {
+	d.decision != "deny"
+} else := [r | some r in array.concat([x | x := input_resource], [x | x := input_response])] if {
+	d.reasons[0].code == "label-restricted"
+} else := []
+
+dropped_resource(x) := input_response if x.index == -1
+
+dropped_resource(x) := input_response.entry[x.index].resource if x.index >= 0
+
+decision_refs(_) := [ref_of(input_resource, -1)] if {
+	input_resource
+} else := [input.request.url] if {
+	is_string(input.request.url)
+} else := []
+
+access_outcome(d) := "4" if d.decision == "deny"
+
+access_outcome(d) := "0" if d.decision != "deny"

@@ -374,3 +374,59 @@ test_scopes_entry_point_parses_input_scope if {
 	r.valid
 	count(r.scopes) == 2
 }
+
+# --- Labels, break-the-glass and audit obligations ----------------------------------------
+
+hiv_obs(id) := object.union(obs(id, "123"), {"meta": {"security": [
+	{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"},
+	{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"},
+]}})
+
+btg_claims := {
+	"fhirUser": "Practitioner/9", "sub": "u1", "client_id": "ehr", "roles": ["physician"],
+	"iat": 1795341480, "purpose_of_use": ["http://terminology.hl7.org/CodeSystem/v3-ActReason#BTG"],
+}
+
+btg_get(url) := {"method": "GET", "url": url, "headers": {"x-btg-reason": "unconscious patient"}}
+
+btg_config := {"btg": {"eligible": [{"roles": ["physician"]}]}}
+
+test_labelled_resources_are_hidden_without_a_right_and_audited if {
+	d := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation/h1"), {"resource": hiv_obs("h1"), "now": "2026-11-22T10:00:00Z"})
+	d.decision == "deny"
+	d.reasons[0].code == "label-restricted"
+	d.obligations[0].type == "audit"
+	d.obligations[0].event.resourceType == "AuditEvent"
+}
+
+test_break_the_glass_lifts_labels_and_is_audited if {
+	d := decide("user/*.rs", btg_claims, btg_get("Observation/h1"), {"resource": hiv_obs("h1"), "now": "2026-11-22T10:00:00Z"}) with data.config as btg_config
+	d.decision == "allow"
+	count(d.obligations) == 1
+	d.obligations[0].event.resourceType == "AuditEvent"
+}
+
+test_break_the_glass_never_widens_scopes if {
+	d := decide("user/Condition.rs", btg_claims, btg_get("Observation/h1"), {"resource": hiv_obs("h1"), "now": "2026-11-22T10:00:00Z"}) with data.config as btg_config
+	d.reasons[0].code == "scope-missing"
+}
+
+test_labelled_response_entries_are_dropped_and_audited if {
+	resp := searchset([obs("o1", "123"), hiv_obs("h1")])
+	d := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation?patient=123"), {"response": resp, "now": "2026-11-22T10:00:00Z"})
+	d.keep == ["Observation/o1"]
+	d.drop[0].reason == "label-restricted"
+	count(d.obligations) == 1
+	b := decide("user/*.rs", btg_claims, btg_get("Observation?patient=123"), {"response": resp, "now": "2026-11-22T10:00:00Z"}) with data.config as btg_config
+	b.keep == ["Observation/o1", "Observation/h1"]
+	count(b.obligations) == 1
+}
+
+test_every_decision_can_be_audited_by_configuration if {
+	d := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation/o1"), {"resource": obs("o1", "123"), "now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
+	count(d.obligations) == 1
+	n := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation?code=x"), {"now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
+	count(n.obligations) == 1
+	x := decide("user/Condition.rs", {"fhirUser": "Practitioner/9"}, get("Observation/o1"), {"now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
+	count(x.obligations) == 1
+}

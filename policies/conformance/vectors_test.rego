@@ -24,7 +24,7 @@ outcome(v) := result if {
 
 outcome(v) := result if {
 	v.request
-	result := api.decision with input as vector_input(v)
+	result := api.decision with input as vector_input(v) with data.config as object.get(v, "config", {})
 }
 
 passes(v) if {
