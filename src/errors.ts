@@ -26,7 +26,8 @@ export class SmartAuthzError extends Error {
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   if (typeof err === "string") return err;
-  if (err && typeof err === "object" && "message" in err) return String((err as { message: unknown }).message);
+  if (err && typeof err === "object" && "message" in err)
+    return String((err as { message: unknown }).message);
   try {
     return JSON.stringify(err);
   } catch {
