@@ -91,9 +91,9 @@ describe("pinned counterexamples of known policy bugs", () => {
     expect(d.decision).toBe("deny");
   });
 
-  // KNOWN POLICY BUG KB-3: RFC 6902 "" is the document root; `replace`/`add` at "" replaces the
+  // FIXED POLICY BUG KB-3 (regression test): RFC 6902 "" is the document root; `replace`/`add` at "" replaces the
   // whole resource. json_patch_op_safe takes the first segment of "" (""), which is not guarded.
-  it.fails("KB-3: a JSON Patch replacing the whole resource cannot move it to another patient", () => {
+  it("KB-3 (fixed): a JSON Patch replacing the whole resource cannot move it to another patient", () => {
     const d = decide({
       claims: { scope: "patient/Observation.rus", patient: "123" },
       request: {
@@ -125,16 +125,16 @@ describe("pinned counterexamples of known policy bugs", () => {
     expect(firstReason(d)).toBe("patch-touches-compartment-link");
   });
 
-  // KNOWN POLICY BUG KB-4: FHIRPath Patch `path` is a FHIRPath expression, but fhirpath_patch_op_safe
+  // FIXED POLICY BUG KB-4 (regression test): FHIRPath Patch `path` is a FHIRPath expression, but fhirpath_patch_op_safe
   // strips "<Type>." and splits at "." — an indexer, a function, a delimited identifier or another
   // root escapes the guard. HAPI documents paths like "Patient.identifier[0]" as the normal form.
-  it.fails.each([
+  it.each([
     "Observation.performer[0]",
     "Observation.where(true).performer",
     "Observation.`performer`",
     "%resource.performer",
     "(Observation.performer)",
-  ])("KB-4: FHIRPath Patch path %s cannot rewrite a compartment link", (path) => {
+  ])("KB-4 (fixed): FHIRPath Patch path %s cannot rewrite a compartment link", (path) => {
     const d = decide({
       claims: { scope: "patient/Observation.rus", patient: "123" },
       request: {
@@ -147,7 +147,7 @@ describe("pinned counterexamples of known policy bugs", () => {
     expect(d.decision, JSON.stringify(d)).toBe("deny");
   });
 
-  it.fails("KB-4: FHIRPath Patch Observation.category[0] cannot leave a constrained scope", () => {
+  it("KB-4 (fixed): FHIRPath Patch Observation.category[0] cannot leave a constrained scope", () => {
     const d = decide({
       claims: { scope: "user/Observation.rus?category=laboratory", fhirUser: "Practitioner/9" },
       request: {
@@ -194,11 +194,11 @@ describe("pinned counterexamples of known policy bugs", () => {
     },
   );
 
-  // KNOWN POLICY BUG KB-6 (found by P6 "search-unfiltered"): Patient.link is not followed by default
+  // FIXED POLICY BUG KB-6 (regression test) (found by P6 "search-unfiltered"): Patient.link is not followed by default
   // (config.follow_patient_link = false), yet a patient/ search Patient?link=Patient/123 is allowed
   // as is, with no narrowing: it returns the OTHER patients whose link.other is 123. The policy's own
   // vector cmp-search-patient-link (in progress) expects the same fix: narrow to _id=123, or deny.
-  it.fails("KB-6: Patient?link=Patient/123 is not allowed unconfined for patient 123", () => {
+  it("KB-6 (fixed): Patient?link=Patient/123 is not allowed unconfined for patient 123", () => {
     const d = decide({
       claims: { scope: "patient/Patient.rs", patient: "123" },
       request: { method: "GET", url: "Patient?link=Patient/123" },

@@ -314,16 +314,30 @@ overall_decision(entries) := "allow" if {
 #   Every access that break-the-glass made possible, and every denial or drop because of a
 #   security label, carries an `audit` obligation with an AuditEvent that the host must write
 #   before it answers. Other decisions carry none unless `audit.all_decisions` is configured.
-audited(d) := object.union(d, {"obligations": array.concat(object.get(d, "obligations", []), obligations)}) if {
-	obligations := audit_obligations(d)
+audited(d) := with_obligations(d, audit_obligations(d))
+
+with_obligations(d, obligations) := object.union(d, {"obligations": array.concat(object.get(d, "obligations", []), obligations)}) if {
 	count(obligations) > 0
 } else := d
 
-audit_obligations(d) := array.concat(btg_obligations(d), label_denied_obligations(d)) if {
-	count(array.concat(btg_obligations(d), label_denied_obligations(d))) > 0
+audit_obligations(d) := label_obligations if {
+	any_labelled_input
+	label_obligations := array.concat(btg_obligations(d), label_denied_obligations(d))
+	count(label_obligations) > 0
 } else := [label.audit_obligation("access", decision_refs(d), [], access_outcome(d))] if {
 	label.audit_all_decisions
 } else := []
+
+# Only labelled resources can need a label audit record: skip the work when nothing is labelled.
+any_labelled_input if {
+	some r in array.concat([x | x := input_resource], response_resources)
+	count(object.get(r, ["meta", "security"], [])) > 0
+}
+
+any_labelled_input if {
+	some r in array.concat([x | x := input_resource], response_resources)
+	count(object.get(r, "contained", [])) > 0
+}
 
 btg_obligations(d) := [label.audit_obligation("btg-access", [ref_of(r, -1) | some r in lifted], overridden, "0") |
 	lifted := [r | some r in released(d); label.resource_verdict(r).btg]
@@ -360,17 +374,13 @@ released_stored(d) := [input_resource] if {
 	input_resource
 } else := []
 
-released_response(d) := [r | some i, r in response_resources; not dropped_index(d, i)] if {
+released_response(d) := [item.resource | some item in bundle_items(input_response); not item.index in dropped] if {
 	d.decision != "deny"
 	input_response.resourceType == "Bundle"
+	dropped := {x.index | some x in object.get(d, "drop", [])}
 } else := response_resources if {
 	d.decision != "deny"
 } else := []
-
-dropped_index(d, i) if {
-	some x in object.get(d, "drop", [])
-	x.index == bundle_items(input_response)[i].index
-}
 
 label_hidden(d) := [r |
 	some x in object.get(d, "drop", [])
