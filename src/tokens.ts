@@ -1,7 +1,7 @@
 /**
  * Access-token verification with jose: JWS signature against the issuer's JWKS (remote with
  * rotation on unknown `kid` and a bounded refresh rate, or a local file/inline set), an algorithm
- * allowlist per issuer, and `iss`/`aud`/`exp`/`nbf` with a small clock tolerance. Every failure is
+ * allowlist per issuer, and `iss`/`aud`/`exp`/`nbf`/`iat` with a small clock tolerance. Every failure is
  * a TokenError with a stable `reason` the HTTP layer turns into a 401.
  */
 import { createHash } from "node:crypto";
@@ -123,6 +123,16 @@ export class TokenVerifier {
       payload = result.payload;
     } catch (err) {
       throw mapJoseError(err, issuer.config);
+    }
+    // jose checks `iat` only together with maxTokenAge: a token issued in the future is refused here.
+    if (
+      typeof payload.iat === "number" &&
+      payload.iat > this.now() / 1000 + this.config.clockToleranceSeconds
+    ) {
+      throw new TokenError(
+        "token-not-yet-valid",
+        `the token was issued in the future (iat ${new Date(payload.iat * 1000).toISOString()}, beyond the ${this.config.clockToleranceSeconds}s clock tolerance)`,
+      );
     }
     const claims = payload as VerifiedToken["claims"];
     this.remember(cacheKey, claims, iss);

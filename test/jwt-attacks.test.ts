@@ -436,11 +436,9 @@ describe("JWT attack matrix via POST /v1/decision (real service, real policy, JW
     expectRejected(await decide(token), "token-expired");
   });
 
-  // KNOWN HOST GAP H-2: tokens.ts maps jose's `iat` failure to token-not-yet-valid ("issued in the
-  // future"), but jose checks iat against the clock only when `maxTokenAge` is set, and tokens.ts
-  // never sets it: a token issued an hour in the future is accepted. (RFC 7519 makes iat
-  // informational, so this is a hardening gap, not a spec violation.)
-  it.fails("iat in the future (1 h ahead) is denied as not yet valid", async () => {
+  // H-2 (fixed): jose checks iat against the clock only with `maxTokenAge`; tokens.ts now refuses
+  // an iat beyond the clock tolerance itself.
+  it("iat in the future (1 h ahead) is denied as not yet valid", async () => {
     const r = await decide(await jwt(a, { iat: now() + 3600 }));
     table.push(
       `| iat 1 h in the future (H-2) | ${r.status} | ${r.body.reasons?.[0]?.code ?? r.body.decision} |`,

@@ -156,6 +156,14 @@ describe("token verification", () => {
       cached: false,
     });
     expect((await reasonOf(verifier, await sign({ exp: now - 40 }))).reason).toBe("token-expired");
+    // H-2: iat in the future within the tolerance passes; beyond it the token is not valid yet.
+    await expect(verifier.verify(await sign({ exp: now + 60, iat: now + 20 }))).resolves.toMatchObject({
+      cached: false,
+    });
+    expect(await reasonOf(verifier, await sign({ exp: now + 3600, iat: now + 3600 }))).toMatchObject({
+      reason: "token-not-yet-valid",
+      message: expect.stringMatching(/^the token was issued in the future/),
+    });
   });
 
   it("refuses algorithms outside the issuer's allowlist, including HS256 signed with the public key", async () => {
