@@ -147,6 +147,12 @@ export class PolicyEngine {
     if (!this.opaEval) {
       let resultSet: unknown;
       try {
+        assertWellFormed(JSON.stringify(input));
+      } catch (err) {
+        if (err instanceof SmartAuthzError) throw err;
+        throw new SmartAuthzError("INPUT_INVALID", `input is not JSON: ${describeError(err)}`);
+      }
+      try {
         resultSet = this.policy.evaluate(input, entrypoint);
       } catch (err) {
         throw new SmartAuthzError(
@@ -180,6 +186,7 @@ export class PolicyEngine {
     if (!json.trimStart().startsWith("{")) {
       throw new SmartAuthzError("INPUT_INVALID", "input must be a JSON object");
     }
+    assertWellFormed(json);
     const opaEval = this.opaEval;
     if (!opaEval) {
       const result = this.evaluate(entrypoint, JSON.parse(json) as unknown);
@@ -259,6 +266,47 @@ async function instantiate(
     }
   }
   return policy;
+}
+
+/**
+ * A `\\uXXXX` escape of a UTF-16 surrogate in JSON text, with the escape itself unescaped (an even
+ * run of backslashes before it). JSON.stringify escapes exactly the lone surrogates this way.
+ */
+const SURROGATE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2}|d[c-f][0-9a-f]{2})/gi;
+
+/**
+ * Refuses JSON text holding a string that is not well-formed UTF-16 (a lone surrogate written as
+ * an escape): valid JSON, but OPA's WASM JSON reader rejects it ("illegal string escape
+ * character"). That is input the policy cannot even read, so the client's error (400
+ * `input-invalid`), not a policy error. A high surrogate escape directly followed by a low one is a
+ * well-formed pair. Raw (unescaped) lone surrogates cannot occur in a JS string written as UTF-8.
+ */
+export function assertWellFormed(json: string): void {
+  if (json.indexOf("\\u") === -1) return;
+  SURROGATE_ESCAPE.lastIndex = 0;
+  let pendingHighEnd = -1;
+  for (let m = SURROGATE_ESCAPE.exec(json); m; m = SURROGATE_ESCAPE.exec(json)) {
+    const start = m.index + (m[1]?.length ?? 0);
+    const unit = parseInt(m[2]!, 16);
+    const high = unit < 0xdc00;
+    if (pendingHighEnd !== -1) {
+      if (!high && start === pendingHighEnd) {
+        pendingHighEnd = -1;
+        continue;
+      }
+      throw loneSurrogate(json, pendingHighEnd - 6);
+    }
+    if (high) pendingHighEnd = start + 6;
+    else throw loneSurrogate(json, start);
+  }
+  if (pendingHighEnd !== -1) throw loneSurrogate(json, pendingHighEnd - 6);
+}
+
+function loneSurrogate(json: string, offset: number): SmartAuthzError {
+  return new SmartAuthzError(
+    "INPUT_INVALID",
+    `the input holds a string that is not well-formed Unicode: lone surrogate ${json.slice(offset, offset + 6)} at offset ${offset}`,
+  );
 }
 
 /** `[{"result":X}]` -> X, `[]` -> undefined, without parsing X. */

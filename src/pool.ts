@@ -25,7 +25,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker, type ResourceLimits } from "node:worker_threads";
 import type { Decision, DecisionInput } from "./contract.js";
-import { failClosed, parseDecision, type EngineInit, type PolicyEngine } from "./engine.js";
+import { assertWellFormed, failClosed, parseDecision, type EngineInit, type PolicyEngine } from "./engine.js";
 import { SmartAuthzError, describeError, type ErrorCode } from "./errors.js";
 import type { Evaluator } from "./http.js";
 import type { WorkerHello, WorkerInit, WorkerReply, WorkerRequest } from "./pool-worker.js";
@@ -258,7 +258,9 @@ export class PolicyPool implements Evaluator {
           ? parseDecision(outcome.text)
           : outcome.error instanceof PoolError
             ? failClosed(outcome.error.reason, outcome.error.message, outcome.error.status)
-            : failClosed("policy-error", outcome.error.message);
+            : outcome.error.code === "INPUT_INVALID"
+              ? failClosed("input-invalid", outcome.error.message, 400)
+              : failClosed("policy-error", outcome.error.message);
         resolve({ decision, revision });
       });
     });
@@ -333,6 +335,13 @@ export class PolicyPool implements Evaluator {
     if (this.mode === "inline") {
       done(runInline(gen.engine, entrypoint, json), gen.revision);
       this.counters.completed++;
+      return;
+    }
+    try {
+      // Input the policy's JSON reader would reject is the client's error, found before a worker is busy.
+      assertWellFormed(json);
+    } catch (err) {
+      done({ ok: false, error: err as SmartAuthzError }, gen.revision);
       return;
     }
     const job: Job = { id: this.nextId++, entrypoint, json, done };
