@@ -57,6 +57,19 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** Path of the FHIR base on the gateway (e.g. "/fhir"), removed from URIs forwarded to /v1/gateway. */
   fhirBasePath: string;
+  /**
+   * How long an idle keep-alive connection stays open (Node's `server.keepAliveTimeout`). Must be
+   * longer than the idle timeout of the gateway's upstream connection pool, or the gateway may send
+   * a request on a connection the service is closing (ECONNRESET, then 502/503).
+   */
+  keepAliveTimeoutMs: number;
+}
+
+export interface AuditConfig {
+  /** The JSON-lines audit file (absolute; relative paths in the file resolve against its folder). */
+  path: string;
+  /** fsync after every record ("always") or only after break-the-glass records ("btg"). */
+  sync: "always" | "btg";
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -75,6 +88,11 @@ export interface Config {
   tokens: TokensConfig;
   bundle: BundleConfig;
   logging: LoggingConfig;
+  /**
+   * Where the policy's audit obligations are written. Undefined: no audit log, so every decision
+   * that carries an audit obligation is refused (500, `audit-unavailable`).
+   */
+  audit: AuditConfig | undefined;
   /** The `policy:` section, owned by the policy author, passed to the policy as `data.config`. */
   policy: Record<string, unknown>;
   /** True when the demo issuer with the published demo key is trusted. */
@@ -222,27 +240,36 @@ class Validator {
       this.issue([], "the config is empty; expected a mapping with at least `tokens` and `bundle`");
       return undefined;
     }
-    const top = this.object(root, [], ["server", "tokens", "bundle", "logging", "policy"]);
+    const top = this.object(root, [], ["server", "tokens", "bundle", "logging", "audit", "policy"]);
     if (!top) return undefined;
     const server = this.server(top.server, ["server"]);
     const tokens = this.tokens(top.tokens, ["tokens"]);
     const bundle = this.bundle(top.bundle, ["bundle"]);
     const logging = this.logging(top.logging, ["logging"]);
+    const audit =
+      top.audit === undefined || top.audit === null ? undefined : this.audit(top.audit, ["audit"]);
     let policy: Record<string, unknown> = {};
     if (top.policy !== undefined && top.policy !== null) {
       const p = this.object(top.policy, ["policy"], null);
       if (p) policy = p;
     }
     if (!server || !tokens || !bundle || !logging) return undefined;
+    if (top.audit !== undefined && top.audit !== null && !audit) return undefined;
     const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
-    return { origin, server, tokens, bundle, logging, policy, demo };
+    return { origin, server, tokens, bundle, logging, audit, policy, demo };
   }
 
   private server(value: unknown, path: Path): ServerConfig | undefined {
     const o =
       value === undefined
         ? {}
-        : this.object(value, path, ["listen", "body_limit", "shutdown_grace_seconds", "fhir_base_path"]);
+        : this.object(value, path, [
+            "listen",
+            "body_limit",
+            "shutdown_grace_seconds",
+            "fhir_base_path",
+            "keep_alive_timeout_seconds",
+          ]);
     if (!o) return undefined;
     let host = "127.0.0.1";
     let port = 8181;
@@ -265,7 +292,21 @@ class Validator {
         this.issue([...path, "fhir_base_path"], 'must start with "/", e.g. "/fhir"');
       else if (p !== undefined) fhirBasePath = p;
     }
-    return { host, port, bodyLimitBytes, shutdownGraceMs: grace * 1000, fhirBasePath };
+    const keepAlive = this.number(
+      o.keep_alive_timeout_seconds,
+      [...path, "keep_alive_timeout_seconds"],
+      65,
+      1,
+      3600,
+    );
+    return {
+      host,
+      port,
+      bodyLimitBytes,
+      shutdownGraceMs: grace * 1000,
+      fhirBasePath,
+      keepAliveTimeoutMs: keepAlive * 1000,
+    };
   }
 
   private tokens(value: unknown, path: Path): TokensConfig | undefined {
@@ -452,6 +493,22 @@ class Validator {
     const scope = o.scope === undefined ? undefined : this.string(o.scope, [...path, "scope"]);
     if (publicKey === undefined || algorithm === undefined) return undefined;
     return { publicKey, algorithm, keyId, scope };
+  }
+
+  private audit(value: unknown, path: Path): AuditConfig | undefined {
+    const o = this.object(value, path, ["path", "sync"]);
+    if (!o) return undefined;
+    const file = this.string(o.path, [...path, "path"]);
+    let sync: AuditConfig["sync"] = "always";
+    if (o.sync !== undefined && o.sync !== null) {
+      if (o.sync === "always" || o.sync === "btg") sync = o.sync;
+      else {
+        this.issue([...path, "sync"], `must be "always" or "btg", got ${describe(o.sync)}`);
+        return undefined;
+      }
+    }
+    if (file === undefined) return undefined;
+    return { path: isAbsolute(file) ? file : resolve(this.baseDir, file), sync };
   }
 
   private logging(value: unknown, path: Path): LoggingConfig | undefined {

@@ -50,6 +50,10 @@ logging:
   decisions: true
   unmask: false
 
+audit:
+  path: build/audit.jsonl   # next to the bundle; written for break-the-glass and label denials
+  sync: always
+
 policy: {}
 `;
 

@@ -8,12 +8,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import express, { type NextFunction, type Request, type Response } from "express";
+import { carryOutObligations, type AuditLog } from "./audit.js";
 import type { BundleStatus } from "./bundle-source.js";
 import type { Config } from "./config.js";
 import type { Decision, DecisionInput } from "./contract.js";
 import { PACKAGE_ROOT } from "./default-config.js";
 import { failClosed, type PolicyEngine } from "./engine.js";
-import { describeError } from "./errors.js";
+import { SmartAuthzError, describeError } from "./errors.js";
 import { applyFilter } from "./filter.js";
 import { logDecision, type Logger } from "./logging.js";
 import type { Metrics } from "./metrics.js";
@@ -62,6 +63,8 @@ export interface AppContext {
   bundleStatus(): BundleStatus;
   shuttingDown(): boolean;
   version: string;
+  /** Where audit obligations are written; without it, a decision that must be audited is refused. */
+  audit?: AuditLog;
 }
 
 export class HttpError extends Error {
@@ -287,7 +290,10 @@ async function handleDecision(
   }
 
   const input: DecisionInput = { ...parsed.input, claims, now: parsed.input.now ?? new Date().toISOString() };
-  const { decision, revision } = await ctx.evaluator.decide(input);
+  const evaluated = await ctx.evaluator.decide(input);
+  const revision = evaluated.revision;
+  // The audit records a decision requires are on disk before it is released, or it is refused.
+  const decision = await audit(ctx, evaluated.decision, decisionId);
   finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, claims });
   if (revision) res.setHeader("X-Policy-Revision", revision);
   res.setHeader("X-Decision", decision.decision);
@@ -320,6 +326,20 @@ async function handleDecision(
     return;
   }
   res.status(200).json(decision);
+}
+
+/** Carries out a decision's audit obligations: the decision itself, or the fail-closed deny that replaces it. */
+function audit(ctx: AppContext, decision: Decision, decisionId: string): Promise<Decision> {
+  return carryOutObligations(decision, ctx.audit, {
+    decisionId,
+    onError: (error) => {
+      ctx.metrics.errors.inc({ kind: "audit" });
+      ctx.logger.error(
+        { decision_id: decisionId, code: error.code, error: error.message },
+        "audit record could not be written: the decision is refused",
+      );
+    },
+  });
 }
 
 function finish(
@@ -563,8 +583,10 @@ async function handleData(ctx: AppContext, req: Request, res: Response): Promise
     ({ result, revision } = await ctx.evaluator.evaluate(entrypoint, input));
   } catch (err) {
     if (err instanceof HttpError) throw err;
-    ctx.metrics.errors.inc({ kind: "policy_error" });
-    throw new HttpError(500, "internal_error", describeError(err));
+    throw dataError(ctx, err);
+  }
+  if (typeof result === "object" && result !== null && !Array.isArray(result)) {
+    result = await audit(ctx, result as Decision, decisionId);
   }
   const latencyMs = performance.now() - started;
   ctx.metrics.latency.observe({ endpoint: "data" }, latencyMs / 1000);
@@ -591,6 +613,23 @@ async function handleData(ctx: AppContext, req: Request, res: Response): Promise
   res
     .status(200)
     .json(result === undefined ? { decision_id: decisionId } : { result, decision_id: decisionId });
+}
+
+/**
+ * A failed /v1/data evaluation as an HTTP error: input the policy cannot read is the client's 400;
+ * a pool refusal keeps its status (503 overloaded or no bundle, 500 timeout); anything else is 500.
+ */
+function dataError(ctx: AppContext, err: unknown): HttpError {
+  if (err instanceof SmartAuthzError && err.code === "INPUT_INVALID") {
+    ctx.metrics.errors.inc({ kind: "bad_request" });
+    return new HttpError(400, "invalid_parameter", describeError(err));
+  }
+  const status = (err as { status?: unknown } | null)?.status;
+  if (typeof status === "number" && status >= 500 && status <= 599 && status !== 500) {
+    return new HttpError(status, "unavailable", describeError(err));
+  }
+  ctx.metrics.errors.inc({ kind: "policy_error" });
+  return new HttpError(500, "internal_error", describeError(err));
 }
 
 function bad(message: string): never {

@@ -43,7 +43,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   });
   const errors = new Counter({
     name: "smart_authz_errors_total",
-    help: "Errors by kind: bad_request, not_found, policy_error, internal.",
+    help: "Errors by kind: bad_request, not_found, policy_error, audit, internal.",
     labelNames: ["kind"] as const,
     registers: [registry],
   });

@@ -3,9 +3,11 @@
  * HTTP app; listen; announce; reload on SIGHUP; on SIGTERM/SIGINT stop accepting, drain in-flight
  * requests (bounded by `server.shutdown_grace_seconds`) and exit.
  */
+import { open } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DestinationStream } from "pino";
+import { AuditLog } from "./audit.js";
 import { BundleSource } from "./bundle-source.js";
 import type { Config } from "./config.js";
 import { DEMO_ISSUER } from "./default-config.js";
@@ -37,7 +39,12 @@ export interface Service {
   metrics: Metrics;
   logger: Logger;
   server: Server;
-  /** Re-reads the bundle now (what SIGHUP does). Resolves true when a new bundle was activated. */
+  /** The audit log (undefined when the config has no `audit` section). */
+  audit: AuditLog | undefined;
+  /**
+   * What SIGHUP does: reopens the audit file (log rotation) and re-reads the bundle now. Resolves
+   * true when a new bundle was activated.
+   */
   reload(): Promise<boolean>;
   /** Stops accepting, drains in-flight requests, then closes. Idempotent. */
   close(): Promise<void>;
@@ -48,6 +55,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics });
   const tokens = new TokenVerifier(config.tokens);
   const bundles = new BundleSource(config.bundle, config.policy);
+  const audit = config.audit ? new AuditLog(config.audit.path, { sync: config.audit.sync }) : undefined;
   // Evaluation runs in worker threads sharing one compiled module (src/pool.ts); every bundle
   // activation hot-swaps the pool.
   const pool = new PolicyPool({
@@ -109,8 +117,13 @@ export async function startService(config: Config, options: ServiceOptions = {})
     bundleStatus: () => bundles.status,
     shuttingDown: () => shuttingDown,
     version: VERSION,
+    audit,
   });
   const server = createServer(app);
+  // Idle keep-alive connections must outlive the gateway's upstream idle timeout (docs/sidecar.md).
+  server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
+  server.headersTimeout = config.server.keepAliveTimeoutMs + 1000;
+  server.requestTimeout = Math.max(server.requestTimeout, server.headersTimeout + 1000);
   // A response finished during shutdown closes its connection, so keep-alive clients cannot hold the drain open.
   server.on("request", (req, res) => {
     res.on("finish", () => {
@@ -133,6 +146,18 @@ export async function startService(config: Config, options: ServiceOptions = {})
     logger.warn(
       { issuer: DEMO_ISSUER },
       "DEMO issuer is trusted: its private key is published in the smart-authz repository. Never use this config in production.",
+    );
+  }
+  if (audit) {
+    await probeAudit(audit.path).catch((err: unknown) =>
+      logger.error(
+        { path: audit.path, error: describeError(err) },
+        "the audit log cannot be opened: every decision that must be audited will be refused",
+      ),
+    );
+  } else {
+    logger.warn(
+      "no audit log is configured (`audit.path`): every decision that must be audited will be refused",
     );
   }
   if (config.tokens.trustForwardedClaims) {
@@ -166,7 +191,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
       server.close(() => {
         clearTimeout(force);
         removeSignals();
-        void pool.close().finally(() => {
+        void Promise.all([pool.close(), audit?.close()]).finally(() => {
           logger.info("stopped");
           resolve();
         });
@@ -176,8 +201,16 @@ export async function startService(config: Config, options: ServiceOptions = {})
     return closing;
   };
 
+  const reopenAudit = async (): Promise<void> => {
+    if (!audit) return;
+    await audit.reopen();
+    await probeAudit(audit.path).catch((err: unknown) =>
+      logger.error({ path: audit.path, error: describeError(err) }, "the audit log cannot be reopened"),
+    );
+  };
   const onHup = () => {
-    logger.info("SIGHUP: reloading the policy bundle");
+    logger.info("SIGHUP: reopening the audit log and reloading the policy bundle");
+    void reopenAudit();
     void bundles.reload(true);
   };
   const onTerm = (signal: NodeJS.Signals) => {
@@ -205,11 +238,19 @@ export async function startService(config: Config, options: ServiceOptions = {})
     metrics,
     logger,
     server,
+    audit,
     reload: async () => {
+      await reopenAudit();
       const activated = await bundles.reload(true);
       if (activated) await poolReady.catch(() => undefined);
       return activated;
     },
     close,
   };
+}
+
+/** Creates the audit file if needed (mode 0600) and checks that it can be opened for appending. */
+async function probeAudit(path: string): Promise<void> {
+  const file = await open(path, "a", 0o600);
+  await file.close();
 }

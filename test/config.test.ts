@@ -60,6 +60,32 @@ describe("config", () => {
     expect(c.policy).toEqual({ marker: "hello" });
     expect(c.logging).toEqual({ level: "info", decisions: true, unmask: false });
     expect(c.demo).toBe(false);
+    expect(c.audit).toBeUndefined();
+    expect(c.server.keepAliveTimeoutMs).toBe(65_000);
+  });
+
+  it("reads the audit section and the keep-alive timeout, resolving the audit path against the file", () => {
+    const text = VALID.replace(
+      '  listen: "0.0.0.0:9000"',
+      '  listen: "0.0.0.0:9000"\n  keep_alive_timeout_seconds: 120',
+    ).concat("audit:\n  path: logs/audit.jsonl\n  sync: btg\n");
+    const c = parseConfig(text, "cfg.yaml", "/etc/smart-authz");
+    expect(c.audit).toEqual({ path: "/etc/smart-authz/logs/audit.jsonl", sync: "btg" });
+    expect(c.server.keepAliveTimeoutMs).toBe(120_000);
+    expect(parseConfig(`${VALID}audit:\n  path: /var/log/a.jsonl\n`, "c", "/x").audit).toEqual({
+      path: "/var/log/a.jsonl",
+      sync: "always",
+    });
+    expect(problems(`${VALID}audit:\n  sync: sometimes\n`)).toEqual([
+      "13:3 audit.path: required",
+      '13:9 audit.sync: must be "always" or "btg", got "sometimes"',
+    ]);
+    expect(problems(`${VALID}audit: /var/log/a.jsonl\n`)).toEqual([
+      '12:8 audit: must be a mapping, got "/var/log/a.jsonl"',
+    ]);
+    expect(problems(VALID.replace('  listen: "0.0.0.0:9000"', "  keep_alive_timeout_seconds: 0"))).toEqual([
+      "2:31 server.keep_alive_timeout_seconds: must be a number from 1 to 3600, got number 0",
+    ]);
   });
 
   it("uses the embedded demo config when no file is given, with paths relative to the package", () => {
@@ -68,6 +94,7 @@ describe("config", () => {
     expect(c.demo).toBe(true);
     expect(c.tokens.issuers.map((i) => i.issuer)).toEqual([DEMO_ISSUER]);
     expect(c.bundle.source).toEqual({ kind: "file", path: join(PACKAGE_ROOT, "build/bundle.tar.gz") });
+    expect(c.audit).toEqual({ path: join(PACKAGE_ROOT, "build/audit.jsonl"), sync: "always" });
     expect(PACKAGE_ROOT).toBe(REPO);
   });
 

@@ -4,7 +4,7 @@
  * Every response is checked against openapi.yaml.
  */
 import { request as httpRequest } from "node:http";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, type Config } from "../src/config.js";
@@ -19,8 +19,20 @@ let service: Service;
 let logs: LogSink;
 let dir: string;
 let bundlePath: string;
+let auditPath: string;
 
-function configYaml(extra: { tokens?: string; bundle?: string; server?: string } = {}): string {
+/** The audit file's records, parsed. */
+function auditRecords(path = auditPath): Record<string, any>[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+function configYaml(
+  extra: { tokens?: string; bundle?: string; server?: string; audit?: string } = {},
+): string {
   return `server:
   listen: "127.0.0.1:0"
   body_limit: 16kb
@@ -38,7 +50,7 @@ bundle:
 ${extra.bundle ?? `  source: ${freshBundle()}\n  poll_interval_seconds: 0`}
 logging:
   level: info
-policy:
+${extra.audit ? `audit:\n${extra.audit}\n` : ""}policy:
   marker: from-config
 `;
 }
@@ -88,8 +100,12 @@ beforeAll(async () => {
   dir = tempDir();
   bundlePath = join(dir, "bundle.tar.gz");
   writeFileSync(bundlePath, readFileSync(buildFixtureBundle("rev-1")));
+  auditPath = join(dir, "audit.jsonl");
   ({ service, logs } = await start(
-    configYaml({ bundle: `  source: ${bundlePath}\n  poll_interval_seconds: 0` }),
+    configYaml({
+      bundle: `  source: ${bundlePath}\n  poll_interval_seconds: 0`,
+      audit: "  path: audit.jsonl\n  sync: btg",
+    }),
   ));
 });
 
@@ -266,6 +282,36 @@ describe("POST /v1/decision", () => {
   });
 });
 
+describe("input the policy cannot read (H-1)", () => {
+  const lone = (mode = "") =>
+    `{"token": "TOKEN", "request": {"method": "GET", "url": "Observation?code=\\udc00"}${mode}}`;
+
+  it("answers a lone surrogate in client input as 400 input-invalid, not as a policy error", async () => {
+    const token = await issuer.token();
+    const errorsBefore = await service.metrics.registry.getSingleMetricAsString("smart_authz_errors_total");
+    const r = await call("POST", "/v1/decision", { raw: lone().replace("TOKEN", token) });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ decision: "deny", status: 400, reasons: [{ code: "input-invalid" }] });
+    expect(r.body.reasons[0].message).toContain("lone surrogate \\udc00");
+    const gateway = await call("POST", "/v1/decision?mode=gateway", { raw: lone().replace("TOKEN", token) });
+    expect(gateway.status).toBe(400);
+    expect(gateway.body.reasons[0].code).toBe("input-invalid");
+    expect(await service.metrics.registry.getSingleMetricAsString("smart_authz_errors_total")).toBe(
+      errorsBefore,
+    );
+    // An escaped surrogate pair is a well-formed string.
+    const pair = await call("POST", "/v1/decision", {
+      raw: lone().replace("TOKEN", token).replace("\\udc00", "\\ud83d\\ude00"),
+    });
+    expect(pair.body.decision).toBe("allow");
+    const data = await call("POST", "/v1/data/smart/api/decision", {
+      raw: `{"input": {"claims": {"scope": "patient/x.rs"}, "request": {"method": "GET", "url": "\\ud800"}}}`,
+    });
+    expect(data.status).toBe(400);
+    expect(data.body.code).toBe("invalid_parameter");
+  });
+});
+
 describe("POST /v1/filter", () => {
   const bundle = {
     resourceType: "Bundle",
@@ -378,6 +424,124 @@ describe("POST /v1/data/{path} (OPA Data API)", () => {
   });
 });
 
+describe("audit obligations", () => {
+  const AUDITED = { method: "GET", url: "Audited/1" };
+
+  it("writes the audit record of a break-the-glass decision before answering, on every endpoint", async () => {
+    const token = await issuer.token();
+    const before = auditRecords().length;
+    const r = await call("POST", "/v1/decision", { body: { token, request: AUDITED } });
+    expect(r.status).toBe(200);
+    expect(r.body.decision).toBe("allow");
+    const decisionId = r.headers.get("x-decision-id");
+    // The response is only sent once the record is on disk.
+    const records = auditRecords();
+    expect(records).toHaveLength(before + 1);
+    expect(records.at(-1)).toMatchObject({
+      decision_id: decisionId,
+      timestamp: expect.any(String),
+      event: {
+        resourceType: "AuditEvent",
+        purposeOfEvent: [{ coding: [{ code: "BTG" }] }],
+        entity: [{ what: { reference: "Audited/1" } }],
+      },
+    });
+    expect(Date.parse(records.at(-1)!.event.recorded)).not.toBeNaN();
+
+    const gateway = await call("GET", "/v1/gateway/fhir/Audited/2", {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(gateway.status).toBe(200);
+    expect(auditRecords().at(-1)).toMatchObject({
+      decision_id: gateway.headers.get("x-decision-id"),
+      event: { entity: [{ what: { reference: "Audited/2" } }] },
+    });
+
+    const data = await call("POST", "/v1/data/smart/api/decision", {
+      body: { input: { claims: { scope: "patient/Observation.rs" }, request: AUDITED } },
+    });
+    expect(data.status).toBe(200);
+    expect(data.body.result.decision).toBe("allow");
+    expect(auditRecords().at(-1)).toMatchObject({ decision_id: data.body.decision_id });
+
+    // A decision without an audit obligation writes nothing.
+    const count = auditRecords().length;
+    expect((await call("POST", "/v1/decision", { body: { token, request: GET_OBS } })).body.decision).toBe(
+      "allow",
+    );
+    expect(auditRecords()).toHaveLength(count);
+  });
+
+  it("reopens the audit file on reload (SIGHUP), for log rotation", async () => {
+    const token = await issuer.token();
+    await call("POST", "/v1/decision", { body: { token, request: AUDITED } });
+    const rotated = `${auditPath}.1`;
+    renameSync(auditPath, rotated);
+    await service.reload();
+    const r = await call("POST", "/v1/decision", {
+      body: { token, request: { ...AUDITED, url: "Audited/9" } },
+    });
+    expect(r.body.decision).toBe("allow");
+    expect(auditRecords()).toEqual([
+      expect.objectContaining({ decision_id: r.headers.get("x-decision-id") }),
+    ]);
+    expect(auditRecords(rotated).some((rec) => rec.event.entity[0].what.reference === "Audited/9")).toBe(
+      false,
+    );
+  });
+
+  it("refuses a decision whose audit record cannot be written: 500 deny audit-unavailable", async () => {
+    const unwritable = join(tempDir(), "a-directory");
+    mkdirSync(unwritable);
+    const sink = new LogSink();
+    const { service: broken } = await start(configYaml({ audit: `  path: ${unwritable}` }), sink);
+    try {
+      const token = await issuer.token();
+      const r = await call("POST", "/v1/decision", { base: broken.url, body: { token, request: AUDITED } });
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({
+        decision: "deny",
+        status: 500,
+        reasons: [{ code: "audit-unavailable" }],
+      });
+      expect(r.headers.get("x-decision")).toBe("deny");
+      const gateway = await call("GET", "/v1/gateway/fhir/Audited/1", {
+        base: broken.url,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(gateway.status).toBe(500);
+      expect(gateway.body.reasons[0].code).toBe("audit-unavailable");
+      const data = await call("POST", "/v1/data/smart/api/decision", {
+        base: broken.url,
+        body: { input: { claims: { scope: "patient/Observation.rs" }, request: AUDITED } },
+      });
+      expect(data.body.result).toMatchObject({ decision: "deny", reasons: [{ code: "audit-unavailable" }] });
+      // Decisions that need no audit record are unaffected.
+      const plain = await call("POST", "/v1/decision", {
+        base: broken.url,
+        body: { token, request: GET_OBS },
+      });
+      expect(plain.body.decision).toBe("allow");
+      expect(sink.find("audit record could not be written: the decision is refused").length).toBe(3);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it("refuses decisions that must be audited when no audit log is configured", async () => {
+    const { service: none } = await start(configYaml());
+    try {
+      const r = await call("POST", "/v1/decision", {
+        base: none.url,
+        body: { token: await issuer.token(), request: AUDITED },
+      });
+      expect(r.body).toMatchObject({ decision: "deny", reasons: [{ code: "audit-unavailable" }] });
+    } finally {
+      await none.close();
+    }
+  });
+});
+
 describe("operations endpoints", () => {
   it("reports health, readiness and status with the active revision", async () => {
     expect(await call("GET", "/health")).toMatchObject({ status: 200, body: {} });
@@ -454,6 +618,19 @@ describe("bundle hot reload", () => {
 });
 
 describe("other configurations", () => {
+  it("keeps idle connections open longer than gateways' upstream idle timeouts (H-4)", async () => {
+    expect(service.server.keepAliveTimeout).toBe(65_000);
+    expect(service.server.headersTimeout).toBe(66_000);
+    const { service: custom } = await start(configYaml({ server: "  keep_alive_timeout_seconds: 400" }));
+    try {
+      expect(custom.server.keepAliveTimeout).toBe(400_000);
+      expect(custom.server.headersTimeout).toBe(401_000);
+      expect(custom.server.requestTimeout).toBeGreaterThan(401_000);
+    } finally {
+      await custom.close();
+    }
+  });
+
   it("accepts forwarded claims only when trust_forwarded_claims is on", async () => {
     const { service: trusting } = await start(configYaml({ tokens: "  trust_forwarded_claims: true" }));
     try {
