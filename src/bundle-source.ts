@@ -5,7 +5,7 @@
  * instantiates; otherwise the last good engine keeps serving and the failure is reported.
  */
 import { createHash } from "node:crypto";
-import { readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   compactVerify,
@@ -47,6 +47,11 @@ export class BundleSource {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<boolean> | undefined;
   private verifier: BundleVerifier | undefined;
+  /**
+   * The last bundle that was rejected: its file stamp (files only) and the sha256 of its bytes.
+   * Polls skip it until it changes, instead of decompressing and compiling it again (H-3).
+   */
+  private rejected: { stamp: string | undefined; digest: string } | undefined;
   private readonly listeners: BundleListener[] = [];
   private readonly state: BundleStatus;
 
@@ -117,12 +122,21 @@ export class BundleSource {
   private async load(force: boolean): Promise<boolean> {
     try {
       const fetched = this.config.source.kind === "url" ? await this.fetchUrl(force) : this.readFile(force);
-      if (!fetched) {
+      if (!fetched || (!force && fetched.digest === this.rejected?.digest)) {
+        if (fetched && this.rejected) this.rejected.stamp = fetched.stamp;
         for (const l of this.listeners) l.unchanged?.();
         return false;
       }
-      if (this.verifier) await this.verifier.verify(fetched.bundle.files, this.state.source);
-      const engine = await PolicyEngine.load(fetched.bundle, { data: { config: this.policyData } });
+      let engine: PolicyEngine;
+      try {
+        const bundle = fetched.read();
+        if (this.verifier) await this.verifier.verify(bundle.files, this.state.source);
+        engine = await PolicyEngine.load(bundle, { data: { config: this.policyData } });
+      } catch (err) {
+        this.rejected = { stamp: fetched.stamp, digest: fetched.digest };
+        throw err;
+      }
+      this.rejected = undefined;
       const previous = this.engine;
       this.engine = engine;
       this.stamp = fetched.stamp;
@@ -145,17 +159,27 @@ export class BundleSource {
     }
   }
 
-  private readFile(force: boolean): { bundle: PolicyBundle; stamp: string; etag: undefined } | undefined {
+  private readFile(force: boolean): Fetched | undefined {
     const path = (this.config.source as { path: string }).path;
     const stamp = fileStamp(path);
     if (!force && stamp !== undefined && stamp === this.stamp) return undefined;
-    const bundle = readBundle(path);
-    return { bundle, stamp: stamp ?? "", etag: undefined };
+    if (!force && stamp !== undefined && stamp === this.rejected?.stamp) return undefined;
+    let bytes: Uint8Array | undefined;
+    try {
+      if (statSync(path).isFile()) bytes = readFileSync(path);
+    } catch {
+      // readBundle reports it
+    }
+    return {
+      // A directory is identified by its stamp (names, sizes, mtimes, inodes of its files).
+      digest: bytes ? sha256Hex(bytes) : `stamp:${stamp ?? ""}`,
+      read: () => (bytes ? readBundleBytes(bytes, path) : readBundle(path)),
+      stamp: stamp ?? "",
+      etag: undefined,
+    };
   }
 
-  private async fetchUrl(
-    force: boolean,
-  ): Promise<{ bundle: PolicyBundle; stamp: string; etag: string | undefined } | undefined> {
+  private async fetchUrl(force: boolean): Promise<Fetched | undefined> {
     const url = (this.config.source as { url: string }).url;
     const headers: Record<string, string> = { accept: "application/gzip, application/octet-stream" };
     if (this.config.bearerToken) headers.authorization = `Bearer ${this.config.bearerToken}`;
@@ -198,9 +222,18 @@ export class BundleSource {
       );
     }
     const etag = response.headers.get("etag") ?? undefined;
-    const bundle = readBundleBytes(bytes, this.state.source);
-    return { bundle, stamp: etag ?? sha256Hex(bytes), etag };
+    const digest = sha256Hex(bytes);
+    const origin = this.state.source;
+    return { digest, read: () => readBundleBytes(bytes, origin), stamp: etag ?? digest, etag };
   }
+}
+
+/** A bundle that may be new: its bytes' digest, and how to unpack it (only when it is tried). */
+interface Fetched {
+  digest: string;
+  read(): PolicyBundle;
+  stamp: string;
+  etag: string | undefined;
 }
 
 /** A change marker for a bundle file or directory: size, mtime and inode of the relevant files. */

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -178,6 +178,47 @@ describe("bundle source", () => {
     });
   });
 
+  it("does not try a rejected bundle file again on every poll, only once it changes (H-3)", async () => {
+    const dir = tempDir();
+    const path = join(dir, "bundle.tar.gz");
+    writeFileSync(path, readFileSync(buildFixtureBundle("file-1")));
+    const source = new BundleSource(fileConfig(path), {});
+    let unchanged = 0;
+    source.on({ unchanged: () => unchanged++ });
+    await source.start();
+    const bad = new Map(readTarGz(buildFixtureBundle("file-3")));
+    bad.set("policy.wasm", new TextEncoder().encode("\0asm garbage"));
+    const badBytes = writeTarGz(bad);
+    writeFileSync(path, badBytes);
+    expect(await source.reload(false)).toBe(false);
+    expect(source.status.failures).toBe(1);
+    const lastErrorAt = source.status.lastErrorAt;
+
+    // Polls skip it: same file, and the same bytes written again (new mtime).
+    expect(await source.reload(false)).toBe(false);
+    writeFileSync(path, badBytes);
+    utimesSync(path, new Date(), new Date(Date.now() + 5000));
+    expect(await source.reload(false)).toBe(false);
+    expect(await source.reload(false)).toBe(false);
+    expect(source.status).toMatchObject({ failures: 1, lastErrorAt, revision: "file-1" });
+    expect(unchanged).toBe(3);
+
+    // A different bad file is tried (and rejected); SIGHUP (force) always tries again.
+    writeFileSync(path, Buffer.concat([badBytes, Buffer.from([0])]));
+    expect(await source.reload(false)).toBe(false);
+    expect(source.status.failures).toBe(2);
+    expect(await source.reload(true)).toBe(false);
+    expect(source.status.failures).toBe(3);
+
+    // A good one is activated, and a bad one after it is rejected again.
+    writeFileSync(path, readFileSync(buildFixtureBundle("file-2")));
+    expect(await source.reload(false)).toBe(true);
+    expect(source.current?.revision).toBe("file-2");
+    writeFileSync(path, badBytes);
+    expect(await source.reload(false)).toBe(false);
+    expect(source.status.failures).toBe(4);
+  });
+
   it("refuses a tampered signed bundle on reload and keeps serving the verified one", async () => {
     const dir = tempDir();
     const path = join(dir, "bundle.tar.gz");
@@ -238,6 +279,10 @@ describe("bundle source", () => {
       server.publish(new TextEncoder().encode("garbage"));
       expect(await source.reload(false)).toBe(false);
       expect(source.current?.revision).toBe("http-2");
+      // The same rejected download is not tried again on the next poll (H-3).
+      const failures = source.status.failures;
+      expect(await source.reload(false)).toBe(false);
+      expect(source.status.failures).toBe(failures);
 
       server.requiredToken = "rotated";
       expect(await source.reload(true)).toBe(false);
