@@ -207,12 +207,11 @@ describe("pinned counterexamples of known policy bugs", () => {
   });
 });
 
-describe("pinned counterexamples of known host bugs", () => {
-  // KNOWN HOST BUG H-1: JSON.stringify writes a lone surrogate as the escape \udc00 (valid JSON,
-  // RFC 8259); the WASM JSON reader rejects it ("illegal string escape character"), so a client
-  // string becomes a 500 "policy-error" deny (counted as a policy error in the metrics) instead of
-  // a 400 about the input. It still fails closed.
-  it.fails("H-1: a lone surrogate in a claim is an input error (400), not a policy error (500)", () => {
+describe("pinned counterexamples of host bugs", () => {
+  // H-1 (fixed, regression test): JSON.stringify writes a lone surrogate as the escape \udc00 (valid
+  // JSON, RFC 8259); the WASM JSON reader rejects it ("illegal string escape character"). The
+  // engine now refuses such input before evaluation as 400 input-invalid, not a 500 policy-error.
+  it("H-1: a lone surrogate in a claim is an input error (400), not a policy error (500)", () => {
     const d = decide({
       claims: { scope: "patient/Observation.rs \udc00", patient: "123" },
       request: { method: "GET", url: "Observation/1" },
@@ -220,6 +219,7 @@ describe("pinned counterexamples of known host bugs", () => {
     });
     expect(d.decision).toBe("deny");
     expect(d.status, JSON.stringify(d)).toBe(400);
+    expect(d.reasons?.[0]?.code).toBe("input-invalid");
   });
 
   it("H-1 fails closed and leaves the engine usable", () => {
