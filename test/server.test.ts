@@ -309,6 +309,15 @@ describe("input the policy cannot read (H-1)", () => {
     });
     expect(data.status).toBe(400);
     expect(data.body.code).toBe("invalid_parameter");
+    const filter = await call("POST", "/v1/filter?mode=gateway", {
+      body: {
+        token,
+        request: { method: "GET", url: "Observation/1" },
+        response: { resourceType: "Observation", id: "\udc00" },
+      },
+    });
+    expect(filter.status).toBe(400);
+    expect(filter.body).toMatchObject({ status: 400, decision: { reasons: [{ code: "input-invalid" }] } });
   });
 });
 
