@@ -51,7 +51,16 @@ percent_decode(s) := decoded if {
 }
 
 # The byte sequence a percent-encoded string stands for; undefined on malformed input.
+# Control characters (%00-%1F, %7F) are refused: they have no place in a FHIR URL or scope.
 percent_bytes(s) := bytes if {
+	bytes := raw_percent_bytes(s)
+	every b in bytes {
+		b >= 32
+		b != 127
+	}
+}
+
+raw_percent_bytes(s) := bytes if {
 	parts := split(s, "%")
 	every c in split(parts[0], "") {
 		code_of_char[c]

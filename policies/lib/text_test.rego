@@ -43,3 +43,10 @@ test_fhir_values_split_on_unescaped_commas if {
 	text.fhir_values("a\\,b,c") == ["a,b", "c"]
 	text.fhir_values("x") == ["x"]
 }
+
+test_control_characters_are_undefined if {
+	not text.percent_decode("Observation%00")
+	not text.percent_decode("a%0Ab")
+	not text.percent_decode("a%7F")
+	not text.percent_decode("%E2%82%AC%01")
+}
