@@ -647,10 +647,6 @@ export const patientIsolation: PropertyDef = {
       if (c.variant === "search-unfiltered") {
         // No response to filter: what the search may return must already be confined to P.
         if (d.decision === "deny" || queryConfines(c.T, c.query, c.P)) return;
-        if (c.T === "Patient" && /(^|&)link[=:]/.test(c.query) && d.decision !== "deny" && !STRICT) {
-          ctx.stats.tolerate("KB-6");
-          return;
-        }
         if (d.decision === "allow")
           fail("an unconfined search was allowed for a patient/ token", { c, input, d });
         const confines = (alt: Record<string, string>) =>
