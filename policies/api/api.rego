@@ -32,8 +32,11 @@ scopes := scope.parse_all(input.scope)
 decision := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
 	input_problem
 } else := batch_decision if {
-	batch_request
-} else := audited(single_decision(input.request, object.get(input, "resource", null), object.get(input, "response", null)))
+	classified.interaction in {"batch", "transaction"}
+} else := audited(classified_decision(classified, input.request, object.get(input, "resource", null), object.get(input, "response", null)))
+
+# The input request, classified once (a rule is evaluated once per query; a function call is not).
+classified := request.classify(input.request)
 
 input_problem := "input must be a JSON object with 'claims' and 'request' objects" if {
 	not fhir.object_member(input, "claims")
@@ -43,19 +46,24 @@ input_problem := "input must be a JSON object with 'claims' and 'request' object
 
 # --- One interaction ----------------------------------------------------------------------
 
-single_decision(req, resource, response) := document(
-	verdict.deny(400, "request-unclassifiable", c.error),
-	{},
-) if {
-	c := request.classify(req)
-	c.error
-} else := response_decision(c, v, response) if {
-	c := request.classify(req)
-	v := decided(c, req, resource)
+single_decision(req, resource, response) := classified_decision(request.classify(req), req, resource, response)
+
+classified_decision(c, _, _, _) := document(verdict.deny(400, "request-unclassifiable", c.error), {}) if c.error
+
+classified_decision(c, req, resource, response) := verdict_document(c, decided(c, req, resource), resource, response) if {
+	not c.error
+}
+
+# The decision document for a verdict, computed once: with a server response to check, or alone.
+verdict_document(c, v, _, response) := response_decision(c, v, response) if checks_response(v, response)
+
+verdict_document(c, v, resource, response) := with_stored_resource_note(document(v, c), c, resource) if {
+	not checks_response(v, response)
+}
+
+checks_response(v, response) if {
 	v.decision != "deny"
 	is_object(response)
-} else := with_stored_resource_note(document(decided(c, req, resource), c), c, resource) if {
-	c := request.classify(req)
 }
 
 # Scopes first, then the stored instance's security labels.
@@ -164,7 +172,7 @@ bundle_items(bundle) := [{"index": i, "resource": e.resource} |
 
 check_item(item) := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": true} if {
 	item.resource.resourceType == "Bundle"
-	item_visible(item.resource)
+	bundle_visible(item.resource)
 } else := {"ref": ref_of(item.resource, item.index), "index": item.index, "visible": false, "reason": "nested-bundle-hidden"} if {
 	item.resource.resourceType == "Bundle"
 } else := r if {
@@ -177,22 +185,9 @@ resource_check(item, vis) := {"ref": ref_of(item.resource, item.index), "index":
 	vis.decision == "deny"
 }
 
-item_visible(resource) if {
-	resource.resourceType != "Bundle"
-	access.visibility(resource).decision == "allow"
-}
-
 # A Bundle inside a response (e.g. a batch-response entry) is released only if every resource
 # in it may be; deeper nesting is not inspected and so not released.
-item_visible(resource) if {
-	resource.resourceType == "Bundle"
-	every e in object.get(resource, "entry", []) {
-		not fhir.object_member(e, "resource")
-	}
-}
-
-item_visible(resource) if {
-	resource.resourceType == "Bundle"
+bundle_visible(resource) if {
 	every e in object.get(resource, "entry", []) {
 		nested_visible(e)
 	}
@@ -204,12 +199,6 @@ nested_visible(e) if {
 	e.resource.resourceType != "Bundle"
 	access.visibility(e.resource).decision == "allow"
 }
-
-item_reason(resource) := "nested-bundle-hidden" if {
-	resource.resourceType == "Bundle"
-} else := access.visibility(resource).reason.code if {
-	access.visibility(resource).decision == "deny"
-} else := "unreadable-resource"
 
 ref_of(resource, _) := concat("/", [resource.resourceType, resource.id]) if {
 	is_string(resource.resourceType)
@@ -227,11 +216,6 @@ ref_with_id(resource) if {
 
 # --- Batch and transaction ----------------------------------------------------------------
 
-batch_request if {
-	c := request.classify(input.request)
-	c.interaction in {"batch", "transaction"}
-}
-
 # METADATA
 # title: batch_decision
 # description: |
@@ -239,9 +223,8 @@ batch_request if {
 #   within them". One decision per entry, in order. A transaction is all-or-nothing: any denied
 #   entry denies it. A batch is allowed as a whole, with its denied entries answered one by one.
 batch_decision := with_batch_response(object.union(summary, {"entries": entries}), object.get(input, "response", null)) if {
-	c := request.classify(input.request)
-	entries := [entry_decision(e) | some e in c.entries]
-	summary := batch_summary(c.interaction, entries)
+	entries := [entry_decision(e) | some e in classified.entries]
+	summary := batch_summary(classified.interaction, entries)
 }
 
 # The server's batch-response is filtered like any other Bundle: every resource in it (and in
