@@ -99,11 +99,14 @@ suggested_context := "system" if {
 	not grant.claims.fhirUser
 }
 
+# SLC: "the EHR SHALL establish a patient in context" for patient/ scopes; without one they grant nothing.
+patient_context_missing := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context")
+
 # --- Context: patient/ grants are confined to the launch patient's compartment -------------
 
 context_verdict(g, c, req, resource, l) := verdict.allow if {
 	g.context != "patient"
-} else := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context") if {
+} else := patient_context_missing if {
 	not grant.patient_id
 } else := patient_verdict(c, req, resource, l, grant.patient_id)
 
@@ -530,7 +533,7 @@ operation_grant_verdict(c, g) := operation_context_verdict(c, g) if count(g.cons
 
 operation_context_verdict(_, g) := verdict.allow if g.context != "patient"
 
-operation_context_verdict(c, g) := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context") if {
+operation_context_verdict(c, g) := patient_context_missing if {
 	g.context == "patient"
 	not grant.patient_id
 } else := verdict.allow if {
@@ -586,7 +589,7 @@ context_visibility(g, _) := verdict.allow if g.context != "patient"
 
 context_visibility(g, resource) := patient_visibility(resource) if g.context == "patient"
 
-patient_visibility(resource) := verdict.deny(401, "patient-context-missing", "a patient/ scope was granted without a patient in the token's launch context") if {
+patient_visibility(resource) := patient_context_missing if {
 	not grant.patient_id
 } else := verdict.allow if {
 	compartment.member(resource, grant.patient_id)
