@@ -81,6 +81,24 @@ export interface LoggingConfig {
   unmask: boolean;
 }
 
+/**
+ * A gateway that calls /v1/gateway (or `?mode=gateway`) and carries out what a status code cannot:
+ * it adds `narrow` to the upstream request and sends every response through /v1/filter. It proves
+ * who it is with a shared key in `X-Smart-Authz-Gateway-Key`, read from the environment.
+ */
+export interface EnforcingGateway {
+  name: string;
+  /** The environment variable that holds the key. */
+  keyEnv: string;
+  /** The key itself, resolved from `keyEnv` when the config is loaded. */
+  key: string;
+}
+
+export interface GatewayConfig {
+  /** Gateways declared to apply `filter` decisions; any other caller gets 403 for them. */
+  enforcing: EnforcingGateway[];
+}
+
 export interface Config {
   /** Where the config came from: a file path or "(embedded default)". */
   origin: string;
@@ -88,6 +106,7 @@ export interface Config {
   tokens: TokensConfig;
   bundle: BundleConfig;
   logging: LoggingConfig;
+  gateway: GatewayConfig;
   /**
    * Where the policy's audit obligations are written. Undefined: no audit log, so every decision
    * that carries an audit obligation is refused (500, `audit-unavailable`).
@@ -185,6 +204,7 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     server: { ...config.server },
     bundle: { ...config.bundle },
     logging: { ...config.logging },
+    gateway: { enforcing: config.gateway.enforcing.map((g) => ({ ...g, key: gatewayKey(g, env) })) },
   };
   const listen = env[ENV.listen];
   if (listen) {
@@ -205,6 +225,20 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     out.logging.level = level as LogLevel;
   }
   return out;
+}
+
+/** Keys shorter than this are refused: a gateway key must not be guessable. */
+export const MIN_GATEWAY_KEY_LENGTH = 32;
+
+function gatewayKey(gateway: EnforcingGateway, env: NodeJS.ProcessEnv): string {
+  const key = env[gateway.keyEnv];
+  if (key === undefined || key.length < MIN_GATEWAY_KEY_LENGTH) {
+    throw new SmartAuthzError(
+      "CONFIG_INVALID",
+      `gateway.enforcing ${JSON.stringify(gateway.name)}: ${gateway.keyEnv} must hold a key of at least ${MIN_GATEWAY_KEY_LENGTH} characters`,
+    );
+  }
+  return key;
 }
 
 export function parseListen(value: string): { host: string; port: number } | string {
@@ -240,12 +274,17 @@ class Validator {
       this.issue([], "the config is empty; expected a mapping with at least `tokens` and `bundle`");
       return undefined;
     }
-    const top = this.object(root, [], ["server", "tokens", "bundle", "logging", "audit", "policy"]);
+    const top = this.object(
+      root,
+      [],
+      ["server", "tokens", "bundle", "logging", "gateway", "audit", "policy"],
+    );
     if (!top) return undefined;
     const server = this.server(top.server, ["server"]);
     const tokens = this.tokens(top.tokens, ["tokens"]);
     const bundle = this.bundle(top.bundle, ["bundle"]);
     const logging = this.logging(top.logging, ["logging"]);
+    const gateway = this.gateway(top.gateway, ["gateway"]);
     const audit =
       top.audit === undefined || top.audit === null ? undefined : this.audit(top.audit, ["audit"]);
     let policy: Record<string, unknown> = {};
@@ -253,10 +292,10 @@ class Validator {
       const p = this.object(top.policy, ["policy"], null);
       if (p) policy = p;
     }
-    if (!server || !tokens || !bundle || !logging) return undefined;
+    if (!server || !tokens || !bundle || !logging || !gateway) return undefined;
     if (top.audit !== undefined && top.audit !== null && !audit) return undefined;
     const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
-    return { origin, server, tokens, bundle, logging, audit, policy, demo };
+    return { origin, server, tokens, bundle, logging, gateway, audit, policy, demo };
   }
 
   private server(value: unknown, path: Path): ServerConfig | undefined {
@@ -509,6 +548,33 @@ class Validator {
     }
     if (file === undefined) return undefined;
     return { path: isAbsolute(file) ? file : resolve(this.baseDir, file), sync };
+  }
+
+  private gateway(value: unknown, path: Path): GatewayConfig | undefined {
+    const o = value === undefined || value === null ? {} : this.object(value, path, ["enforcing"]);
+    if (!o) return undefined;
+    const enforcing: EnforcingGateway[] = [];
+    if (o.enforcing !== undefined && o.enforcing !== null) {
+      if (!Array.isArray(o.enforcing)) {
+        this.issue([...path, "enforcing"], "must be a list of gateways ({name, key_env})");
+        return undefined;
+      }
+      o.enforcing.forEach((item, i) => {
+        const at = [...path, "enforcing", i];
+        const g = this.object(item, at, ["name", "key_env"]);
+        if (!g) return;
+        const name = this.string(g.name, [...at, "name"]);
+        const keyEnv = this.string(g.key_env, [...at, "key_env"]);
+        if (keyEnv !== undefined && !/^[A-Z_][A-Z0-9_]*$/.test(keyEnv))
+          this.issue([...at, "key_env"], "must name an environment variable (A-Z, 0-9, _)");
+        else if (name !== undefined && keyEnv !== undefined) {
+          if (enforcing.some((e) => e.name === name))
+            this.issue([...at, "name"], `duplicate gateway ${JSON.stringify(name)}`);
+          enforcing.push({ name, keyEnv, key: "" });
+        }
+      });
+    }
+    return { enforcing };
   }
 
   private logging(value: unknown, path: Path): LoggingConfig | undefined {

@@ -16,6 +16,7 @@ import { PACKAGE_ROOT } from "./default-config.js";
 import { failClosed, type PolicyEngine } from "./engine.js";
 import { SmartAuthzError, describeError } from "./errors.js";
 import { applyFilter } from "./filter.js";
+import { GATEWAY_KEY_HEADER, enforcingGateway, gatewayDecision } from "./gateway-enforcement.js";
 import { logDecision, type Logger } from "./logging.js";
 import type { Metrics } from "./metrics.js";
 import { TokenError, type TokenVerifier } from "./tokens.js";
@@ -293,7 +294,15 @@ async function handleDecision(
   const evaluated = await ctx.evaluator.decide(input);
   const revision = evaluated.revision;
   // The audit records a decision requires are on disk before it is released, or it is refused.
-  const decision = await audit(ctx, evaluated.decision, decisionId);
+  const audited = await audit(ctx, evaluated.decision, decisionId);
+  // A gateway that only reads the status gets a 2xx only for what it can carry out.
+  const decision =
+    gatewayMode && endpoint !== "filter"
+      ? gatewayDecision(
+          audited,
+          enforcingGateway(ctx.config.gateway, req.get(GATEWAY_KEY_HEADER)) !== undefined,
+        )
+      : audited;
   finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, claims });
   if (revision) res.setHeader("X-Policy-Revision", revision);
   res.setHeader("X-Decision", decision.decision);
@@ -504,6 +513,7 @@ const HOP_HEADERS = new Set([
   "x-forwarded-uri",
   "x-forwarded-method",
   "x-smart-authz-mode",
+  GATEWAY_KEY_HEADER,
 ]);
 
 /**

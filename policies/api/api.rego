@@ -274,8 +274,29 @@ batch_summary("transaction", entries) := document(
 	strongest := verdict.strongest_deny([{"decision": "deny", "status": e.status} | some e in denied])
 }
 
+# A batch none of whose entries may run is refused as a whole: answering it 2xx would tell a
+# gateway that only looks at the status to forward it.
+batch_summary("batch", entries) := document(
+	verdict.deny(strongest.status, "batch-every-entry-denied", "every entry of the batch is denied"),
+	{},
+) if {
+	count(entries) > 0
+	every e in entries {
+		e.decision == "deny"
+	}
+	strongest := verdict.strongest_deny([{"decision": "deny", "status": e.status} | some e in entries])
+}
+
 batch_summary(kind, entries) := {"decision": overall_decision(entries), "reasons": scope_reasons} if {
 	not transaction_denied(kind, entries)
+	not batch_denied(kind, entries)
+}
+
+batch_denied("batch", entries) if {
+	count(entries) > 0
+	every e in entries {
+		e.decision == "deny"
+	}
 }
 
 transaction_denied("transaction", entries) if {

@@ -314,6 +314,17 @@ test_a_transaction_with_a_denied_entry_is_denied_whole if {
 	decide("patient/Observation.rs", p123, ok, {}).decision == "allow"
 }
 
+test_a_batch_whose_every_entry_is_denied_is_denied_whole if {
+	b := bundle("batch", [{"request": {"method": "GET", "url": "Patient/999"}}, {"request": {"method": "DELETE", "url": "Observation/o1"}}])
+	d := decide("patient/Observation.rs", p123, b, {})
+	d.decision == "deny"
+	d.status == 403
+	d.reasons[0].code == "batch-every-entry-denied"
+	d.outcome.resourceType == "OperationOutcome"
+	[e.decision | some e in d.entries] == ["deny", "deny"]
+	decide("patient/Observation.rs", p123, bundle("batch", []), {}).decision == "allow"
+}
+
 # --- Response filtering --------------------------------------------------------------------
 
 searchset(resources) := {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} | some r in resources]}
