@@ -59,7 +59,7 @@ fmt-check: deps
 
 lint: deps
 	$(OPA) check --strict policies
-	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+	$(NODE_BIN)/tsc -p tsconfig.test.json
 
 test-rego: deps build/vectors/data.json
 	$(OPA) test policies build/vectors --timeout 300s --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors --timeout 300s -v | tail -40; exit 1; }

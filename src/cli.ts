@@ -15,13 +15,14 @@ import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { SignJWT, importJWK } from "jose";
-import { BundleSource, BundleVerifier } from "./bundle-source.js";
-import { loadConfig, type Config } from "./config.js";
-import type { DecisionInput } from "./contract.js";
-import { DEMO_AUDIENCE, DEMO_ISSUER } from "./default-config.js";
-import { DEMO_PRIVATE_JWK } from "./demo-keys.js";
-import type { PolicyEngine } from "./engine.js";
-import { SmartAuthzError, describeError } from "./errors.js";
+import { BundleSource } from "./policy/bundle-source.js";
+import { BundleVerifier } from "./policy/bundle-signature.js";
+import { loadConfig, type Config } from "./ops/config.js";
+import type { DecisionInput } from "./core/contract.js";
+import { DEMO_AUDIENCE, DEMO_ISSUER } from "./ops/default-config.js";
+import { DEMO_PRIVATE_JWK } from "./auth/demo-keys.js";
+import type { PolicyEngine } from "./policy/engine.js";
+import { SmartAuthzError, describeError } from "./core/errors.js";
 import { VERSION, startService } from "./server.js";
 
 export interface CliIO {

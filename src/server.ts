@@ -7,16 +7,16 @@ import { open } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DestinationStream } from "pino";
-import { AuditLog } from "./audit.js";
-import { BundleSource } from "./bundle-source.js";
-import type { Config } from "./config.js";
-import { DEMO_ISSUER } from "./default-config.js";
-import { SmartAuthzError, describeError } from "./errors.js";
-import { createApp } from "./http.js";
-import { createLogger, type Logger } from "./logging.js";
-import { createMetrics, type Metrics } from "./metrics.js";
-import { PolicyPool, poolOptionsFromEnv } from "./pool.js";
-import { TokenVerifier } from "./tokens.js";
+import { AuditLog } from "./ops/audit.js";
+import { BundleSource } from "./policy/bundle-source.js";
+import type { Config } from "./ops/config.js";
+import { DEMO_ISSUER } from "./ops/default-config.js";
+import { SmartAuthzError, describeError } from "./core/errors.js";
+import { createApp } from "./api/app.js";
+import { createLogger, type Logger } from "./ops/logging.js";
+import { createMetrics, type Metrics } from "./ops/metrics.js";
+import { PolicyPool } from "./policy/pool.js";
+import { TokenVerifier } from "./auth/tokens.js";
 
 export const VERSION = "0.1.0";
 
@@ -56,10 +56,10 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const tokens = new TokenVerifier(config.tokens);
   const bundles = new BundleSource(config.bundle, config.policy);
   const audit = config.audit ? new AuditLog(config.audit.path, { sync: config.audit.sync }) : undefined;
-  // Evaluation runs in worker threads sharing one compiled module (src/pool.ts); every bundle
+  // Evaluation runs in worker threads sharing one compiled module (src/policy/pool.ts); every bundle
   // activation hot-swaps the pool.
   const pool = new PolicyPool({
-    ...poolOptionsFromEnv(),
+    ...config.pool,
     onEvent: (event) => {
       if (event.type !== "activated") logger.warn({ pool: event }, `policy pool: ${event.type}`);
     },

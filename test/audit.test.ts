@@ -17,10 +17,10 @@ import {
   type AuditFile,
   type AuditObligation,
   type AuditRecord,
-} from "../src/audit.js";
-import type { Decision, Obligation } from "../src/contract.js";
-import { SmartAuthzError } from "../src/errors.js";
-import { opaPath, root } from "./support/policy.js";
+} from "../src/ops/audit.js";
+import type { Decision, Obligation } from "../src/core/contract.js";
+import { SmartAuthzError } from "../src/core/errors.js";
+import { opaPath, root } from "./helpers/policy.js";
 
 const NOW = "2026-11-22T10:00:00Z";
 const CLOCK = () => new Date("2026-11-22T10:00:00.123Z");

@@ -2,9 +2,10 @@ import { readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BundleSource, BundleVerifier, canonicalJson } from "../src/bundle-source.js";
-import type { BundleConfig, BundleVerificationConfig } from "../src/config.js";
-import { SmartAuthzError } from "../src/errors.js";
+import { BundleSource } from "../src/policy/bundle-source.js";
+import { BundleVerifier, canonicalJson } from "../src/policy/bundle-signature.js";
+import type { BundleConfig, BundleVerificationConfig } from "../src/ops/config.js";
+import { SmartAuthzError } from "../src/core/errors.js";
 import { buildFixtureBundle, readTarGz, signBundleFiles, tempDir, writeTarGz } from "./helpers/fixtures.js";
 import { BundleServer } from "./helpers/servers.js";
 

@@ -3,8 +3,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main, type CliIO } from "../src/cli.js";
-import { loadConfig } from "../src/config.js";
-import { TokenVerifier } from "../src/tokens.js";
+import { loadConfig } from "../src/ops/config.js";
+import { TokenVerifier } from "../src/auth/tokens.js";
 import { REPO, buildFixtureBundle, tempDir, writeFile } from "./helpers/fixtures.js";
 
 interface Run {

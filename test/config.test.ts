@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { EMBEDDED_ORIGIN, loadConfig, parseConfig } from "../src/config.js";
-import { DEMO_ISSUER, PACKAGE_ROOT } from "../src/default-config.js";
-import { SmartAuthzError } from "../src/errors.js";
+import { EMBEDDED_ORIGIN, loadConfig, parseConfig } from "../src/ops/config.js";
+import { DEMO_ISSUER, PACKAGE_ROOT } from "../src/ops/default-config.js";
+import { SmartAuthzError } from "../src/core/errors.js";
 import { REPO, tempDir, writeFile } from "./helpers/fixtures.js";
 
 const VALID = `server:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Decision } from "../src/contract.js";
-import { applyFilter } from "../src/filter.js";
+import type { Decision } from "../src/core/contract.js";
+import { applyFilter } from "../src/api/filter.js";
 
 const obs = (id: string, mode = "match") => ({
   fullUrl: `https://fhir.test/Observation/${id}`,

@@ -8,12 +8,13 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli.js";
-import { loadConfig, parseConfig } from "../src/config.js";
+import { loadConfig, parseConfig } from "../src/ops/config.js";
 import { startService, type Service } from "../src/server.js";
-import { DEFAULT_CONFIG_YAML, PACKAGE_ROOT } from "../src/default-config.js";
-import { gatewayDecision } from "../src/gateway-enforcement.js";
-import type { Decision } from "../src/contract.js";
-import { LogSink, REPO } from "./helpers/fixtures.js";
+import { DEFAULT_CONFIG_YAML, PACKAGE_ROOT } from "../src/ops/default-config.js";
+import { gatewayDecision } from "../src/api/gateway-mode.js";
+import type { Decision } from "../src/core/contract.js";
+import { LogSink, REPO, tempDir } from "./helpers/fixtures.js";
+import { serviceConfig } from "./helpers/service-config.js";
 
 const BUNDLE = join(REPO, "build/bundle.tar.gz");
 const built = existsSync(BUNDLE);
@@ -111,15 +112,15 @@ describe.skipIf(!built)("gateway mode with the real policy (C1)", () => {
   let token: string;
 
   beforeAll(async () => {
-    const { writeFileSync, mkdtempSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const dir = mkdtempSync(join(tmpdir(), "gw-"));
-    const file = join(dir, "config.yaml");
-    writeFileSync(
-      file,
-      `${DEFAULT_CONFIG_YAML.replace("source: build/bundle.tar.gz", `source: ${BUNDLE}`).replace("path: build/audit.jsonl", `path: ${join(dir, "audit.jsonl")}`)}\ngateway:\n  enforcing:\n    - name: apigw\n      key_env: APIGW_KEY\n`,
+    const config = serviceConfig(
+      tempDir(),
+      {
+        bundle: BUNDLE,
+        audit: { path: "audit.jsonl" },
+        gateway: { enforcing: [{ name: "apigw", key_env: "APIGW_KEY" }] },
+      },
+      { APIGW_KEY: KEY },
     );
-    const config = loadConfig(file, { SMART_AUTHZ_LISTEN: "127.0.0.1:0", APIGW_KEY: KEY });
     service = await startService(config, { logDestination: logs, defaultMetrics: false });
     token = await demoToken("--scope", "patient/*.cruds", "--patient", "123");
   });

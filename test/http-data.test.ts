@@ -2,13 +2,14 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../src/config.js";
-import { SmartAuthzError } from "../src/errors.js";
-import { createApp, type Evaluator } from "../src/http.js";
-import { createLogger } from "../src/logging.js";
-import { createMetrics } from "../src/metrics.js";
-import { PoolError } from "../src/pool.js";
-import { TokenVerifier } from "../src/tokens.js";
+import { parseConfig } from "../src/ops/config.js";
+import { SmartAuthzError } from "../src/core/errors.js";
+import { createApp } from "../src/api/app.js";
+import type { Evaluator } from "../src/policy/evaluator.js";
+import { createLogger } from "../src/ops/logging.js";
+import { createMetrics } from "../src/ops/metrics.js";
+import { PoolError } from "../src/policy/pool.js";
+import { TokenVerifier } from "../src/auth/tokens.js";
 import { LogSink } from "./helpers/fixtures.js";
 
 let failure: unknown;

@@ -21,9 +21,9 @@ import {
   type JWTPayload,
 } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../src/config.js";
+import { serviceConfig } from "./helpers/service-config.js";
 import { startService, type Service } from "../src/server.js";
-import { bundlePath } from "./support/policy.js";
+import { bundlePath } from "./helpers/policy.js";
 
 // --- A JWKS endpoint on loopback -------------------------------------------------------------
 
@@ -182,36 +182,21 @@ beforeAll(async () => {
   attacker = await JwksServer.start([]);
   dir = mkdtempSync(join(tmpdir(), "smart-authz-jwt-"));
   copyFileSync(bundlePath, join(dir, "bundle.tar.gz"));
-  const yaml = `server:
-  listen: "127.0.0.1:0"
-tokens:
-  issuers:
-    - issuer: ${ISS_A}
-      audience: ${AUD}
-      algorithms: [RS256, ES256]
-      jwks_uri: ${jwksA.url}
-    - issuer: ${ISS_B}
-      audience: ${AUD}
-      algorithms: [ES256]
-      jwks_uri: ${jwksB.url}
-    - issuer: ${ISS_C}
-      audience: ${AUD}
-      algorithms: [RS256]
-      jwks_uri: ${jwksC.url}
-  clock_tolerance_seconds: 30
-  max_token_bytes: ${MAX_TOKEN_BYTES}
-  jwks_cooldown_seconds: 0
-  jwks_timeout_ms: 1000
-bundle:
-  source: bundle.tar.gz
-  poll_interval_seconds: 0
-logging:
-  level: silent
-policy: {}
-`;
-  service = await startService(parseConfig(yaml, join(dir, "smart-authz.yaml"), dir), {
-    defaultMetrics: false,
+  const config = serviceConfig(dir, {
+    issuers: [
+      { issuer: ISS_A, audience: AUD, algorithms: ["RS256", "ES256"], jwks_uri: jwksA.url },
+      { issuer: ISS_B, audience: AUD, algorithms: ["ES256"], jwks_uri: jwksB.url },
+      { issuer: ISS_C, audience: AUD, algorithms: ["RS256"], jwks_uri: jwksC.url },
+    ],
+    tokens: {
+      clock_tolerance_seconds: 30,
+      max_token_bytes: MAX_TOKEN_BYTES,
+      jwks_cooldown_seconds: 0,
+      jwks_timeout_ms: 1000,
+    },
+    bundle: "bundle.tar.gz",
   });
+  service = await startService(config, { defaultMetrics: false });
 }, 60_000);
 
 afterAll(async () => {

@@ -1,14 +1,14 @@
 /**
- * The policy pool (src/pool.ts): worker threads built from one compiled module give the same
+ * The policy pool (src/policy/pool.ts): worker threads built from one compiled module give the same
  * decisions as the engine; a deadline stops a slow evaluation and fails closed; a full queue
  * refuses with a fail-closed deny; a bundle swap keeps in-flight requests; close() drains.
- * The workers run dist/src/pool-worker.js: `make build` first (`make test-host` does).
+ * The workers run dist/src/policy/pool-worker.js: `make build` first (`make test-host` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DecisionInput } from "../src/contract.js";
-import { parseDecision, type PolicyEngine } from "../src/engine.js";
-import { PolicyPool, PoolError, type PoolEvent } from "../src/pool.js";
-import { loadRealEngine } from "./support/policy.js";
+import type { DecisionInput } from "../src/core/contract.js";
+import { parseDecision, type PolicyEngine } from "../src/policy/engine.js";
+import { PolicyPool, PoolError, type PoolEvent } from "../src/policy/pool.js";
+import { loadRealEngine } from "./helpers/policy.js";
 
 const NOW = "2026-11-22T10:00:00Z";
 const claims = { scope: "patient/*.rs", patient: "123" };

@@ -4,16 +4,16 @@
  * counterexamples of the policy and host bugs those properties found, pinned one by one.
  *
  * A pinned bug is an `it.fails`: it asserts the CORRECT behaviour and currently fails. When the bug
- * is fixed it starts passing, `it.fails` reports that, and then: turn it into `it`, and delete the
- * bug's entry in test/fuzz/support/known-bugs.ts so the properties stop tolerating it.
+ * is fixed it starts passing, `it.fails` reports that, and then it becomes an `it`. The properties
+ * tolerate no known bug: a counterexample always fails them.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Decision, DecisionInput } from "../src/contract.js";
-import type { PolicyEngine } from "../src/engine.js";
+import type { Decision, DecisionInput } from "../src/core/contract.js";
+import type { PolicyEngine } from "../src/policy/engine.js";
 import { fuzzRuns } from "./fuzz/support/budget.js";
 import { ALL_PROPERTIES } from "./fuzz/support/properties.js";
 import { runProperties } from "./fuzz/support/run.js";
-import { loadRealEngine } from "./support/policy.js";
+import { loadRealEngine } from "./helpers/policy.js";
 
 /** About 2,000 inputs over all properties: a few seconds. FUZZ_RUNS overrides it here too. */
 const SAMPLE = process.env.FUZZ_RUNS ? fuzzRuns(2_000) : 2_000;

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli.js";
-import { loadConfig } from "../src/config.js";
+import { loadConfig } from "../src/ops/config.js";
 import { startService, type Service } from "../src/server.js";
 import { LogSink, REPO } from "./helpers/fixtures.js";
 import { OpenApiChecker } from "./helpers/openapi.js";

@@ -7,11 +7,12 @@ import { request as httpRequest } from "node:http";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig, type Config } from "../src/config.js";
+import type { Config } from "../src/ops/config.js";
 import { startService, type Service } from "../src/server.js";
 import { LogSink, buildFixtureBundle, tempDir } from "./helpers/fixtures.js";
 import { OpenApiChecker } from "./helpers/openapi.js";
 import { BundleServer, TestIssuer } from "./helpers/servers.js";
+import { serviceConfig, type ServiceConfigSpec } from "./helpers/service-config.js";
 
 const openapi = new OpenApiChecker();
 let issuer: TestIssuer;
@@ -30,33 +31,30 @@ function auditRecords(path = auditPath): Record<string, any>[] {
     .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
-function configYaml(
-  extra: { tokens?: string; bundle?: string; server?: string; audit?: string } = {},
-): string {
-  return `server:
-  listen: "127.0.0.1:0"
-  body_limit: 16kb
-  fhir_base_path: /fhir
-${extra.server ?? ""}
-tokens:
-  issuers:
-    - issuer: ${issuer.issuer}
-      audience: https://fhir.test
-      algorithms: [ES256]
-      jwks_uri: ${issuer.jwksUri}
-  jwks_cooldown_seconds: 0
-${extra.tokens ?? ""}
-bundle:
-${extra.bundle ?? `  source: ${freshBundle()}\n  poll_interval_seconds: 0`}
-logging:
-  level: info
-${extra.audit ? `audit:\n${extra.audit}\n` : ""}policy:
-  marker: from-config
-`;
+function configSpec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
+  return {
+    issuers: [
+      {
+        issuer: issuer.issuer,
+        audience: "https://fhir.test",
+        algorithms: ["ES256"],
+        jwks_uri: issuer.jwksUri,
+      },
+    ],
+    bundle: freshBundle(),
+    ...extra,
+    server: { body_limit: "16kb", fhir_base_path: "/fhir", ...extra.server },
+    tokens: { jwks_cooldown_seconds: 0, ...extra.tokens },
+    logging: { level: "info", ...extra.logging },
+    policy: { marker: "from-config" },
+  };
 }
 
-async function start(yaml: string, sink = new LogSink()): Promise<{ service: Service; logs: LogSink }> {
-  const config: Config = parseConfig(yaml, join(dir, "test.yaml"), dir);
+async function start(
+  spec: ServiceConfigSpec,
+  sink = new LogSink(),
+): Promise<{ service: Service; logs: LogSink }> {
+  const config: Config = serviceConfig(dir, spec, {}, "test.yaml");
   return { service: await startService(config, { logDestination: sink, defaultMetrics: false }), logs: sink };
 }
 
@@ -102,10 +100,7 @@ beforeAll(async () => {
   writeFileSync(bundlePath, readFileSync(buildFixtureBundle("rev-1")));
   auditPath = join(dir, "audit.jsonl");
   ({ service, logs } = await start(
-    configYaml({
-      bundle: `  source: ${bundlePath}\n  poll_interval_seconds: 0`,
-      audit: "  path: audit.jsonl\n  sync: btg",
-    }),
+    configSpec({ bundle: bundlePath, audit: { path: "audit.jsonl", sync: "btg" } }),
   ));
 });
 
@@ -503,7 +498,7 @@ describe("audit obligations", () => {
     const unwritable = join(tempDir(), "a-directory");
     mkdirSync(unwritable);
     const sink = new LogSink();
-    const { service: broken } = await start(configYaml({ audit: `  path: ${unwritable}` }), sink);
+    const { service: broken } = await start(configSpec({ audit: { path: unwritable } }), sink);
     try {
       const token = await issuer.token();
       const r = await call("POST", "/v1/decision", { base: broken.url, body: { token, request: AUDITED } });
@@ -538,7 +533,7 @@ describe("audit obligations", () => {
   });
 
   it("refuses decisions that must be audited when no audit log is configured", async () => {
-    const { service: none } = await start(configYaml());
+    const { service: none } = await start(configSpec());
     try {
       const r = await call("POST", "/v1/decision", {
         base: none.url,
@@ -630,7 +625,7 @@ describe("other configurations", () => {
   it("keeps idle connections open longer than gateways' upstream idle timeouts (H-4)", async () => {
     expect(service.server.keepAliveTimeout).toBe(65_000);
     expect(service.server.headersTimeout).toBe(66_000);
-    const { service: custom } = await start(configYaml({ server: "  keep_alive_timeout_seconds: 400" }));
+    const { service: custom } = await start(configSpec({ server: { keep_alive_timeout_seconds: 400 } }));
     try {
       expect(custom.server.keepAliveTimeout).toBe(400_000);
       expect(custom.server.headersTimeout).toBe(401_000);
@@ -641,7 +636,7 @@ describe("other configurations", () => {
   });
 
   it("accepts forwarded claims only when trust_forwarded_claims is on", async () => {
-    const { service: trusting } = await start(configYaml({ tokens: "  trust_forwarded_claims: true" }));
+    const { service: trusting } = await start(configSpec({ tokens: { trust_forwarded_claims: true } }));
     try {
       const r = await call("POST", "/v1/decision", {
         base: trusting.url,
@@ -655,9 +650,7 @@ describe("other configurations", () => {
 
   it("starts without a bundle from an unavailable server, is not ready, denies, then recovers", async () => {
     const bundles = await BundleServer.start();
-    const { service: remote } = await start(
-      configYaml({ bundle: `  source: ${bundles.url}\n  poll_interval_seconds: 0` }),
-    );
+    const { service: remote } = await start(configSpec({ bundle: bundles.url }));
     try {
       expect((await call("GET", "/ready", { base: remote.url })).status).toBe(503);
       expect(await call("GET", "/health", { base: remote.url })).toMatchObject({
@@ -688,7 +681,7 @@ describe("other configurations", () => {
   });
 
   it("drains an in-flight request on shutdown and then refuses connections", async () => {
-    const { service: draining } = await start(configYaml());
+    const { service: draining } = await start(configSpec());
     const token = await issuer.token();
     const body = JSON.stringify({ token, request: GET_OBS });
     const { port } = new URL(draining.url);

@@ -1,8 +1,8 @@
 import { utimesSync } from "node:fs";
 import { SignJWT, base64url } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { IssuerConfig, TokensConfig } from "../src/config.js";
-import { TokenVerifier, type TokenReason } from "../src/tokens.js";
+import type { IssuerConfig, TokensConfig } from "../src/ops/config.js";
+import { TokenVerifier, type TokenReason } from "../src/auth/tokens.js";
 import { tempDir, writeFile } from "./helpers/fixtures.js";
 import { TestIssuer, newKey } from "./helpers/servers.js";
 

@@ -4,12 +4,12 @@
  * decision OPA's own evaluator reaches on the Rego sources.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import type { PolicyEngine } from "../src/engine.js";
-import type { DecisionInput, Decision } from "../src/contract.js";
+import type { PolicyEngine } from "../src/policy/engine.js";
+import type { DecisionInput, Decision } from "../src/core/contract.js";
 // @ts-expect-error: plain ESM helper shared with the parity runner
 import { loadVectors, vectorToInput } from "../scripts/lib/vectors.mjs";
-import { loadRealEngine, opaOutcomes } from "./support/policy.js";
-import { mismatch, type Vector } from "./support/vectors.js";
+import { loadRealEngine, opaOutcomes } from "./helpers/policy.js";
+import { mismatch, type Vector } from "./helpers/vectors.js";
 
 const vectors = loadVectors() as Vector[];
 let engine: PolicyEngine;

@@ -1,6 +1,6 @@
 /** H-1: JSON text holding a lone UTF-16 surrogate is refused as input-invalid before evaluation. */
 import { describe, expect, it } from "vitest";
-import { assertWellFormed } from "../src/engine.js";
+import { assertWellFormed } from "../src/policy/engine.js";
 
 const wellFormed = (value: unknown) => {
   try {

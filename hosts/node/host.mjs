@@ -9,7 +9,7 @@ const HOST_BUILTINS = {};
 
 const [dir, casesPath, outPath] = process.argv.slice(2);
 if (!dir || !casesPath) throw new Error("usage: host.mjs <bundle dir> <cases.json> [out.json]");
-// The service's memory settings (src/engine.ts DEFAULT_MEMORY): 64 KiB pages, 2 MiB to 256 MiB.
+// The service's memory settings (src/policy/engine.ts DEFAULT_MEMORY): 64 KiB pages, 2 MiB to 256 MiB.
 const memory = { initial: 32, maximum: 4096 };
 const policy = await opa.loadPolicy(readFileSync(join(dir, "policy.wasm")), memory, HOST_BUILTINS);
 

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { resolve } from "node:path";
 import autocannon from "autocannon";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { DEFAULT_CONFIG_YAML } from "../../dist/src/default-config.js";
+import { DEFAULT_CONFIG_YAML } from "../../dist/src/ops/default-config.js";
 import { CLAIMS, WEIGHTS, mix } from "./inputs.mjs";
 import { BUNDLE, OPA, ROOT, log, round, sleep, summarize } from "./lib.mjs";
 

@@ -3,9 +3,9 @@
 //    and of the opa-wasm library call it replaced (LoadedPolicy.evaluate), for comparison;
 //  - the pool: one decision's round trip through a worker thread vs inline, and throughput under concurrency;
 //  - scaling: Bundle filter time from 100 to 10,000 entries.
-import { readBundle } from "../../dist/src/bundle.js";
-import { PolicyEngine } from "../../dist/src/engine.js";
-import { PolicyPool } from "../../dist/src/pool.js";
+import { readBundle } from "../../dist/src/policy/bundle.js";
+import { PolicyEngine } from "../../dist/src/policy/engine.js";
+import { PolicyPool } from "../../dist/src/policy/pool.js";
 import { mix, searchsetBundle } from "./inputs.mjs";
 import { BUNDLE, QUICK, log, round, summarize } from "./lib.mjs";
 

@@ -1,9 +1,9 @@
 // Memory over many decisions (run by run.mjs in its own process; prints JSON): RSS of the whole
 // process (main thread + worker threads + WASM memories) sampled every 100,000 decisions while the
 // worker pool decides the small cases of the mix (read, search, BTG, and a 20-entry batch every 20th).
-import { readBundle } from "../../dist/src/bundle.js";
-import { PolicyEngine } from "../../dist/src/engine.js";
-import { PolicyPool } from "../../dist/src/pool.js";
+import { readBundle } from "../../dist/src/policy/bundle.js";
+import { PolicyEngine } from "../../dist/src/policy/engine.js";
+import { PolicyPool } from "../../dist/src/policy/pool.js";
 import { mix } from "./inputs.mjs";
 import { BUNDLE, QUICK, log, round } from "./lib.mjs";
 

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
-import { DEFAULT_POOL_MODE } from "../../dist/src/pool.js";
+import { DEFAULT_POOL_MODE } from "../../dist/src/policy/pool.js";
 import { runHttp } from "./http.mjs";
 import { BUNDLE, OPA, QUICK, ROOT, log, machine, nodeJson } from "./lib.mjs";
 import { checkTargets, render, writeInto } from "./report.mjs";

@@ -20,8 +20,8 @@ import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { CompactSign, type CryptoKey as JoseKey } from "jose";
-import { untar } from "../../src/bundle.js";
-import { canonicalJson } from "../../src/bundle-source.js";
+import { untar } from "../../src/policy/bundle.js";
+import { canonicalJson } from "../../src/policy/bundle-signature.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const FIXTURE_POLICY = join(REPO, "test/fixtures/policy");

@@ -6,7 +6,7 @@
  * batch/transaction Bundles; and plain garbage.
  */
 import fc from "fast-check";
-import type { DecisionInput } from "../../../src/contract.js";
+import type { DecisionInput } from "../../../src/core/contract.js";
 import {
   COMPARTMENT_TYPES,
   MEMBER_TYPES,

@@ -1,15 +1,13 @@
 /**
  * How many inputs each property gets, and the tally of what was actually generated. `make fuzz`
  * sets FUZZ_RUNS (default 100000) as the TOTAL number of generated inputs across the suite; each
- * property takes its weight's share. FUZZ_SEED replays a run; FUZZ_STRICT=1 stops tolerating the
- * known policy bugs (support/known-bugs.ts) so their counterexamples surface in every property.
+ * property takes its weight's share. FUZZ_SEED replays a run. No known bug is tolerated: every
+ * counterexample fails its property.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type fc from "fast-check";
 import { ROOT } from "./fhir-data.js";
-
-export const STRICT = process.env.FUZZ_STRICT === "1";
 
 export function fuzzRuns(fallback: number): number {
   const raw = process.env.FUZZ_RUNS;
@@ -33,7 +31,6 @@ export interface Tally {
   property: string;
   runs: number;
   decisions: number;
-  tolerated: Record<string, number>;
   ms: number;
 }
 
@@ -42,7 +39,7 @@ export class Stats {
   current: Tally | undefined;
 
   begin(property: string): Tally {
-    this.current = { property, runs: 0, decisions: 0, tolerated: {}, ms: 0 };
+    this.current = { property, runs: 0, decisions: 0, ms: 0 };
     this.tallies.push(this.current);
     return this.current;
   }
@@ -53,10 +50,6 @@ export class Stats {
 
   decision(n = 1): void {
     if (this.current) this.current.decisions += n;
-  }
-
-  tolerate(bug: string): void {
-    if (this.current) this.current.tolerated[bug] = (this.current.tolerated[bug] ?? 0) + 1;
   }
 
   /** Writes build/fuzz/<file>.json for the summary printed at the end of `make fuzz`. */

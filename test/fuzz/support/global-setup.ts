@@ -25,10 +25,7 @@ export function setup(): () => void {
     const runs = tallies.reduce((n, t) => n + t.runs, 0);
     const decisions = tallies.reduce((n, t) => n + t.decisions, 0);
     const lines = tallies.map((t) => {
-      const tol = Object.entries(t.tolerated)
-        .map(([k, v]) => `${k}×${v}`)
-        .join(" ");
-      return `  ${t.property.padEnd(8)} ${String(t.runs).padStart(8)} inputs ${String(t.decisions).padStart(9)} evaluations ${(t.ms / 1000).toFixed(1).padStart(7)} s  ${t.file}${tol ? `  tolerated known bugs: ${tol}` : ""}`;
+      return `  ${t.property.padEnd(8)} ${String(t.runs).padStart(8)} inputs ${String(t.decisions).padStart(9)} evaluations ${(t.ms / 1000).toFixed(1).padStart(7)} s  ${t.file}`;
     });
     const wall = (Date.now() - started) / 1000;
     const summary = { runs, decisions, wallSeconds: wall, fuzzRuns: process.env.FUZZ_RUNS ?? null, tallies };

@@ -3,7 +3,7 @@
  * monotonicity, and a from-the-spec FHIR token matcher for v2 query constraints. Nothing here
  * calls the policy; it is the yardstick the policy is held to.
  */
-import type { Decision } from "../../../src/contract.js";
+import type { Decision } from "../../../src/core/contract.js";
 import { SEARCH_PARAMS } from "./fhir-data.js";
 
 const STATUSES = new Set([400, 401, 403, 404, 500, 503]);

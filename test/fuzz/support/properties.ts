@@ -5,8 +5,8 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
-import type { Decision, DecisionInput } from "../../../src/contract.js";
-import type { PolicyEngine } from "../../../src/engine.js";
+import type { Decision, DecisionInput } from "../../../src/core/contract.js";
+import type { PolicyEngine } from "../../../src/policy/engine.js";
 import {
   COND_CATEGORY,
   OBS_CATEGORY,
@@ -40,10 +40,9 @@ import {
   type RequestCase,
   type ScopeSpec,
 } from "./arbitraries.js";
-import { STRICT, type Stats } from "./budget.js";
+import type { Stats } from "./budget.js";
 import { RESOURCE_TYPES, confiningParams, linkParams, linkPaths, patientOnlyParam } from "./fhir-data.js";
 import { applyJsonPatch, inCompartment, namesPatient, type PatchOp } from "./json-patch.js";
-import { knownBugOf } from "./known-bugs.js";
 import {
   accessLoss,
   constraintPaths,
@@ -78,14 +77,6 @@ function decide(ctx: Ctx, input: unknown): Decision {
 
 function fail(message: string, detail: Record<string, unknown>): never {
   throw new Error(`${message}\n${JSON.stringify(detail, null, 1).slice(0, 6000)}`);
-}
-
-/** Tolerates a decision showing a known policy bug (counted), unless FUZZ_STRICT=1. */
-function tolerated(ctx: Ctx, d: Decision): boolean {
-  const bug = knownBugOf(d);
-  if (!bug || STRICT) return false;
-  ctx.stats.tolerate(bug);
-  return true;
 }
 
 const compact = <T extends Record<string, unknown>>(o: T): T =>
@@ -352,8 +343,7 @@ export const monotonicity: PropertyDef = {
         if (d1.decision === "deny") return;
         const d2 = decide(ctx, inputOf({ ...claims, scope: [...base, ...extra].join(" ") }, rc));
         const loss = accessLoss(d1, d2);
-        if (loss && !tolerated(ctx, d2))
-          fail(`adding scopes removed access: ${loss}`, { base, extra, claims, rc, d1, d2 });
+        if (loss) fail(`adding scopes removed access: ${loss}`, { base, extra, claims, rc, d1, d2 });
       },
     ),
 };
@@ -631,7 +621,7 @@ export const patientIsolation: PropertyDef = {
           const dropped = (d.drop ?? []).some((x) => x.ref === ref);
           if (!isMine && (kept || !dropped))
             fail("another patient's resource was released from a Bundle", { c, input, d, ref });
-          if (isMine && c.token.unconstrainedRead && !kept && !tolerated(ctx, d)) {
+          if (isMine && c.token.unconstrainedRead && !kept) {
             fail("the patient's own resource was withheld despite an unconstrained patient/ read scope", {
               c,
               input,
@@ -786,7 +776,6 @@ export const constraintEnforcement: PropertyDef = {
         const r = c.resources[0]!;
         const input = { claims, request: { method: "GET", url: `${c.T}/${String(r.id)}` }, resource: r };
         const d = decide(ctx, input);
-        if (tolerated(ctx, d)) return;
         const visible = expectedVisible(c, r, ["r"]);
         if (visible === undefined) return;
         const want = visible ? "allow" : "deny";
@@ -801,7 +790,6 @@ export const constraintEnforcement: PropertyDef = {
       const bundle = bundleOf(c.resources);
       const input = { claims, request: { method: "GET", url: c.T }, response: bundle };
       const d = decide(ctx, input);
-      if (tolerated(ctx, d)) return;
       const enforceable = (s: ScopeSpec, repeatedOk: boolean) => {
         const cs = parseConstraintQuery(s.query ?? "");
         if (!cs || !cs.every((k) => constraintPaths(c.T, k.param))) return false;
@@ -1270,10 +1258,6 @@ export const patchGuard: PropertyDef = {
       };
       const d = decide(ctx, input);
       if (d.decision === "deny") return;
-      if (touchesRoot(c.ops) && !STRICT) {
-        ctx.stats.tolerate("KB-3");
-        return;
-      }
       fail(
         `a patch that takes the resource outside the ${c.mode === "patient" ? "patient's compartment" : "granted constraints"} was ${d.decision}ed`,
         { input, after, d },

@@ -2,8 +2,8 @@
 import { performance } from "node:perf_hooks";
 import fc from "fast-check";
 import { afterAll, beforeAll, it } from "vitest";
-import type { PolicyEngine } from "../../../src/engine.js";
-import { loadRealEngine } from "../../support/policy.js";
+import type { PolicyEngine } from "../../../src/policy/engine.js";
+import { loadRealEngine } from "../../helpers/policy.js";
 import { Stats, assertParameters } from "./budget.js";
 import { runsFor, type PropertyDef } from "./properties.js";
 

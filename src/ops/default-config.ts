@@ -17,7 +17,7 @@ export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.ur
 
 export const DEFAULT_CONFIG_YAML = `# smart-authz embedded default config.
 # !!! DEMO ONLY: the issuer below is verified with a key pair whose PRIVATE half is published in
-# !!! the smart-authz repository (src/demo-keys.ts). Anyone can mint tokens for it. Never deploy this.
+# !!! the smart-authz repository (src/auth/demo-keys.ts). Anyone can mint tokens for it. Never deploy this.
 server:
   listen: "127.0.0.1:8181"
   body_limit: 1mb
@@ -30,7 +30,7 @@ tokens:
       algorithms: [ES256]
       jwks:
         keys:
-          # DEMO ONLY public key; its private half is in src/demo-keys.ts
+          # DEMO ONLY public key; its private half is in src/auth/demo-keys.ts
           - kty: EC
             crv: P-256
             x: uDLFjrr19r9IJz4rBC1MYSCu1vUPSvSWgWV19cCKEK8

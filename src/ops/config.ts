@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document } from "yaml";
 import { DEFAULT_CONFIG_YAML, DEMO_ISSUER, PACKAGE_ROOT } from "./default-config.js";
-import { SmartAuthzError } from "./errors.js";
+import { SmartAuthzError } from "../core/errors.js";
 
 export type JwksSource =
   | { kind: "url"; url: string }
@@ -99,6 +99,14 @@ export interface GatewayConfig {
   enforcing: EnforcingGateway[];
 }
 
+/** The policy pool's settings; environment only (SMART_AUTHZ_POOL_*). Unset: the pool's defaults. */
+export interface PoolSettings {
+  mode?: "inline" | "workers";
+  workers?: number;
+  timeoutMs?: number;
+  maxQueue?: number;
+}
+
 export interface Config {
   /** Where the config came from: a file path or "(embedded default)". */
   origin: string;
@@ -107,6 +115,7 @@ export interface Config {
   bundle: BundleConfig;
   logging: LoggingConfig;
   gateway: GatewayConfig;
+  pool: PoolSettings;
   /**
    * Where the policy's audit obligations are written. Undefined: no audit log, so every decision
    * that carries an audit obligation is refused (500, `audit-unavailable`).
@@ -127,6 +136,10 @@ export const ENV = {
   bundle: "SMART_AUTHZ_BUNDLE",
   bundleToken: "SMART_AUTHZ_BUNDLE_TOKEN",
   logLevel: "SMART_AUTHZ_LOG_LEVEL",
+  poolMode: "SMART_AUTHZ_POOL_MODE",
+  poolWorkers: "SMART_AUTHZ_POOL_WORKERS",
+  poolTimeoutMs: "SMART_AUTHZ_POOL_TIMEOUT_MS",
+  poolQueue: "SMART_AUTHZ_POOL_QUEUE",
 } as const;
 
 export interface ConfigIssue {
@@ -205,6 +218,7 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     bundle: { ...config.bundle },
     logging: { ...config.logging },
     gateway: { enforcing: config.gateway.enforcing.map((g) => ({ ...g, key: gatewayKey(g, env) })) },
+    pool: poolSettingsFromEnv(env),
   };
   const listen = env[ENV.listen];
   if (listen) {
@@ -225,6 +239,40 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     out.logging.level = level as LogLevel;
   }
   return out;
+}
+
+/** The policy pool is tuned per deployment through the environment. */
+function poolSettingsFromEnv(env: NodeJS.ProcessEnv): PoolSettings {
+  const options: PoolSettings = {};
+  const mode = env[ENV.poolMode];
+  if (mode !== undefined && mode !== "") {
+    if (mode !== "inline" && mode !== "workers") {
+      throw new SmartAuthzError(
+        "CONFIG_INVALID",
+        `SMART_AUTHZ_POOL_MODE must be "inline" or "workers", not ${JSON.stringify(mode)}`,
+      );
+    }
+    options.mode = mode;
+  }
+  const int = (name: string, min: number): number | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) {
+      throw new SmartAuthzError(
+        "CONFIG_INVALID",
+        `${name} must be an integer >= ${min}, not ${JSON.stringify(raw)}`,
+      );
+    }
+    return n;
+  };
+  const workers = int(ENV.poolWorkers, 1);
+  if (workers !== undefined) options.workers = workers;
+  const timeoutMs = int(ENV.poolTimeoutMs, 1);
+  if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
+  const maxQueue = int(ENV.poolQueue, 0);
+  if (maxQueue !== undefined) options.maxQueue = maxQueue;
+  return options;
 }
 
 /** Keys shorter than this are refused: a gateway key must not be guessable. */
@@ -295,7 +343,7 @@ class Validator {
     if (!server || !tokens || !bundle || !logging || !gateway) return undefined;
     if (top.audit !== undefined && top.audit !== null && !audit) return undefined;
     const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
-    return { origin, server, tokens, bundle, logging, gateway, audit, policy, demo };
+    return { origin, server, tokens, bundle, logging, gateway, pool: {}, audit, policy, demo };
   }
 
   private server(value: unknown, path: Path): ServerConfig | undefined {

@@ -1,239 +1,24 @@
 /**
- * The HTTP API. It only translates: HTTP request -> validated contract input -> the evaluator ->
- * HTTP response. No policy lives here. Every body is validated once at the edge; anything
- * malformed is a 400 with a precise message; nothing ever turns into an allow by accident.
+ * The decision API: POST /v1/decision, POST /v1/filter and the gateway front door /v1/gateway/*.
+ * It only translates: HTTP request -> validated contract input -> the evaluator -> HTTP response.
+ * No policy lives here; anything malformed is a 400 with a precise message.
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import express, { type NextFunction, type Request, type Response } from "express";
-import { carryOutObligations, type AuditLog } from "./audit.js";
-import type { BundleStatus } from "./bundle-source.js";
-import type { Config } from "./config.js";
-import type { Decision, DecisionInput } from "./contract.js";
-import { PACKAGE_ROOT } from "./default-config.js";
-import { failClosed, type PolicyEngine } from "./engine.js";
-import { SmartAuthzError, describeError } from "./errors.js";
+import type { Request, Response } from "express";
+import { TokenError } from "../auth/tokens.js";
+import { failClosed, type Decision, type DecisionInput } from "../core/contract.js";
+import { describeError } from "../core/errors.js";
+import { logDecision } from "../ops/logging.js";
+import { HttpError, bad, carryOutAudit, type AppContext } from "./context.js";
 import { applyFilter } from "./filter.js";
-import { GATEWAY_KEY_HEADER, enforcingGateway, gatewayDecision } from "./gateway-enforcement.js";
-import { logDecision, type Logger } from "./logging.js";
-import type { Metrics } from "./metrics.js";
-import { TokenError, type TokenVerifier } from "./tokens.js";
-
-/**
- * The ONE place where policy evaluation happens. Async so that a worker pool can replace the
- * in-thread engine without touching the HTTP layer.
- */
-export interface Evaluator {
-  decide(input: DecisionInput): Promise<{ decision: Decision; revision: string | undefined }>;
-  evaluate(entrypoint: string, input: unknown): Promise<{ result: unknown; revision: string | undefined }>;
-  entrypoints(): readonly string[];
-  revision(): string | undefined;
-}
-
-/** Evaluates in this thread with whatever engine `current()` returns (the last good bundle). */
-export function engineEvaluator(current: () => PolicyEngine | undefined): Evaluator {
-  return {
-    async decide(input) {
-      const engine = current();
-      if (!engine) {
-        return {
-          decision: failClosed("bundle-not-loaded", "no policy bundle is active yet", 503),
-          revision: undefined,
-        };
-      }
-      return { decision: engine.decide(input), revision: engine.revision };
-    },
-    async evaluate(entrypoint, input) {
-      const engine = current();
-      if (!engine) throw new HttpError(503, "unavailable", "no policy bundle is active yet");
-      return { result: engine.evaluate(entrypoint, input), revision: engine.revision };
-    },
-    entrypoints: () => current()?.entrypoints ?? [],
-    revision: () => current()?.revision,
-  };
-}
-
-export interface AppContext {
-  config: Config;
-  evaluator: Evaluator;
-  tokens: TokenVerifier;
-  metrics: Metrics;
-  logger: Logger;
-  bundleStatus(): BundleStatus;
-  shuttingDown(): boolean;
-  version: string;
-  /** Where audit obligations are written; without it, a decision that must be audited is refused. */
-  audit?: AuditLog;
-}
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { GATEWAY_KEY_HEADER, enforcingGateway, gatewayDecision } from "./gateway-mode.js";
 
 const DECISION_FIELDS = ["token", "claims", "request", "resource", "response", "now"];
+
 const REALM = "smart-authz";
 
-export function createApp(ctx: AppContext): express.Express {
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("etag", false);
-  app.set("query parser", "simple");
-
-  app.use((req, res, next) => {
-    ctx.metrics.inFlight.inc();
-    res.on("close", () => ctx.metrics.inFlight.dec());
-    if (ctx.shuttingDown()) res.setHeader("Connection", "close");
-    next();
-  });
-  const json = express.json({
-    limit: ctx.config.server.bodyLimitBytes,
-    type: ["application/json", "application/*+json"],
-    strict: false,
-  });
-
-  app.post(
-    "/v1/decision",
-    json,
-    wrap((req, res) => handleDecision(ctx, req, res, "decision")),
-  );
-  app.post(
-    "/v1/filter",
-    json,
-    wrap((req, res) => handleDecision(ctx, req, res, "filter")),
-  );
-  app.all(
-    "/v1/gateway{/*path}",
-    json,
-    wrap((req, res) => handleDecision(ctx, req, res, "gateway")),
-  );
-  app.post(
-    "/v1/data{/*path}",
-    json,
-    wrap((req, res) => handleData(ctx, req, res)),
-  );
-
-  app.get("/health", (req, res) => {
-    if (!ctx.evaluator.revision()) {
-      res.status(500).json({ error: "unable to perform evaluation: no policy bundle is active" });
-      return;
-    }
-    res.status(200).json({});
-  });
-  app.get("/ready", (_req, res) => {
-    const ready = ctx.evaluator.revision() !== undefined && !ctx.shuttingDown();
-    res.status(ready ? 200 : 503).json({
-      ready,
-      ...(ready ? {} : { reason: ctx.shuttingDown() ? "shutting down" : "no policy bundle is active yet" }),
-    });
-  });
-  app.get("/status", (_req, res) => {
-    const b = ctx.bundleStatus();
-    res.json({
-      service: "smart-authz",
-      version: ctx.version,
-      ready: b.revision !== undefined && !ctx.shuttingDown(),
-      bundle: {
-        source: b.source,
-        revision: b.revision ?? null,
-        loaded_at: b.loadedAt ?? null,
-        etag: b.etag ?? null,
-        last_error: b.lastError ?? null,
-        last_error_at: b.lastErrorAt ?? null,
-        activations: b.activations,
-        failures: b.failures,
-      },
-      tokens: {
-        issuers: ctx.config.tokens.issuers.map((i) => ({
-          issuer: i.issuer,
-          jwks: i.jwks.kind,
-          algorithms: i.algorithms,
-        })),
-        trust_forwarded_claims: ctx.config.tokens.trustForwardedClaims,
-      },
-      demo_issuer_active: ctx.config.demo,
-    });
-  });
-  app.get(
-    "/metrics",
-    wrap(async (_req, res) => {
-      res.setHeader("Content-Type", ctx.metrics.registry.contentType);
-      res.send(await ctx.metrics.registry.metrics());
-    }),
-  );
-  app.get("/openapi.yaml", (_req, res) => {
-    try {
-      res.type("application/yaml").send(readFileSync(join(PACKAGE_ROOT, "openapi.yaml"), "utf8"));
-    } catch {
-      sendError(
-        res,
-        new HttpError(404, "resource_not_found", "openapi.yaml is not installed with this package"),
-      );
-    }
-  });
-
-  app.use((req, res) => {
-    ctx.metrics.errors.inc({ kind: "not_found" });
-    sendError(res, new HttpError(404, "resource_not_found", `no route for ${req.method} ${req.path}`));
-  });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const httpError = toHttpError(err);
-    ctx.metrics.errors.inc({ kind: httpError.status >= 500 ? "internal" : "bad_request" });
-    if (httpError.status >= 500) ctx.logger.error({ err: describeError(err) }, "request failed");
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    sendError(res, httpError);
-  });
-  return app;
-}
-
-function wrap(fn: (req: Request, res: Response) => Promise<void> | void) {
-  return (req: Request, res: Response, next: NextFunction) => {
-    Promise.resolve()
-      .then(() => fn(req, res))
-      .catch(next);
-  };
-}
-
-function sendError(res: Response, err: HttpError): void {
-  res.status(err.status).json({ code: err.code, message: err.message });
-}
-
-/** Maps body-parser and other errors to client-safe messages: never a stack trace. */
-function toHttpError(err: unknown): HttpError {
-  if (err instanceof HttpError) return err;
-  const e = err as { type?: unknown; status?: unknown; message?: unknown; limit?: unknown };
-  switch (e?.type) {
-    case "entity.parse.failed":
-      return new HttpError(400, "invalid_parameter", `request body is not valid JSON: ${String(e.message)}`);
-    case "entity.too.large":
-      return new HttpError(
-        413,
-        "request_too_large",
-        `request body exceeds the ${String(e.limit)}-byte limit`,
-      );
-    case "encoding.unsupported":
-    case "charset.unsupported":
-      return new HttpError(415, "unsupported_media_type", String(e.message));
-    case "request.aborted":
-      return new HttpError(400, "invalid_parameter", "request aborted by the client");
-  }
-  if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
-    return new HttpError(e.status, "invalid_parameter", String(e.message ?? "bad request"));
-  }
-  return new HttpError(500, "internal_error", "internal error");
-}
-
-type Endpoint = "decision" | "filter" | "gateway";
+export type Endpoint = "decision" | "filter" | "gateway";
 
 interface ParsedDecisionRequest {
   token: string | undefined;
@@ -241,7 +26,7 @@ interface ParsedDecisionRequest {
   input: Omit<DecisionInput, "claims">;
 }
 
-async function handleDecision(
+export async function handleDecision(
   ctx: AppContext,
   req: Request,
   res: Response,
@@ -294,7 +79,7 @@ async function handleDecision(
   const evaluated = await ctx.evaluator.decide(input);
   const revision = evaluated.revision;
   // The audit records a decision requires are on disk before it is released, or it is refused.
-  const audited = await audit(ctx, evaluated.decision, decisionId);
+  const audited = await carryOutAudit(ctx, evaluated.decision, decisionId);
   // A gateway that only reads the status gets a 2xx only for what it can carry out.
   const decision =
     gatewayMode && endpoint !== "filter"
@@ -335,20 +120,6 @@ async function handleDecision(
     return;
   }
   res.status(200).json(decision);
-}
-
-/** Carries out a decision's audit obligations: the decision itself, or the fail-closed deny that replaces it. */
-function audit(ctx: AppContext, decision: Decision, decisionId: string): Promise<Decision> {
-  return carryOutObligations(decision, ctx.audit, {
-    decisionId,
-    onError: (error) => {
-      ctx.metrics.errors.inc({ kind: "audit" });
-      ctx.logger.error(
-        { decision_id: decisionId, code: error.code, error: error.message },
-        "audit record could not be written: the decision is refused",
-      );
-    },
-  });
 }
 
 function finish(
@@ -564,84 +335,4 @@ function relativeToBase(uri: string, basePath: string): string {
   if (`${path}/` === fhirBasePath || path === fhirBasePath.slice(0, -1)) return "";
   if (path.startsWith("/")) return path.slice(1);
   return path;
-}
-
-async function handleData(ctx: AppContext, req: Request, res: Response): Promise<void> {
-  const decisionId = randomUUID();
-  const started = performance.now();
-  const segments = (req.params as { path?: string[] }).path ?? [];
-  const entrypoint = segments.join("/");
-  if (!ctx.evaluator.entrypoints().includes(entrypoint)) {
-    const known = ctx.evaluator.entrypoints().join(", ") || "(none: no bundle is active)";
-    throw new HttpError(
-      404,
-      "resource_not_found",
-      `unknown entrypoint "${entrypoint}"; this policy has ${known}`,
-    );
-  }
-  const body: unknown = req.body;
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(400, "invalid_parameter", 'the body must be a JSON object: {"input": {...}}');
-  }
-  const input = (body as { input?: unknown }).input;
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new HttpError(400, "invalid_parameter", '"input" is required and must be a JSON object');
-  }
-  let result: unknown;
-  let revision: string | undefined;
-  try {
-    ({ result, revision } = await ctx.evaluator.evaluate(entrypoint, input));
-  } catch (err) {
-    if (err instanceof HttpError) throw err;
-    throw dataError(ctx, err);
-  }
-  if (typeof result === "object" && result !== null && !Array.isArray(result)) {
-    result = await audit(ctx, result as Decision, decisionId);
-  }
-  const latencyMs = performance.now() - started;
-  ctx.metrics.latency.observe({ endpoint: "data" }, latencyMs / 1000);
-  const outcome =
-    typeof result === "object" &&
-    result !== null &&
-    typeof (result as { decision?: unknown }).decision === "string"
-      ? String((result as { decision: string }).decision)
-      : result === undefined
-        ? "undefined"
-        : "value";
-  ctx.metrics.decisions.inc({ endpoint: "data", outcome });
-  if (ctx.config.logging.decisions) {
-    ctx.logger.info({
-      msg: "decision",
-      decision_id: decisionId,
-      endpoint: `data/${entrypoint}`,
-      revision,
-      outcome,
-      latency_ms: Math.round(latencyMs * 1000) / 1000,
-    });
-  }
-  res.setHeader("X-Decision-Id", decisionId);
-  res
-    .status(200)
-    .json(result === undefined ? { decision_id: decisionId } : { result, decision_id: decisionId });
-}
-
-/**
- * A failed /v1/data evaluation as an HTTP error: input the policy cannot read is the client's 400;
- * a pool refusal keeps its status (503 overloaded or no bundle, 500 timeout); anything else is 500.
- */
-function dataError(ctx: AppContext, err: unknown): HttpError {
-  if (err instanceof SmartAuthzError && err.code === "INPUT_INVALID") {
-    ctx.metrics.errors.inc({ kind: "bad_request" });
-    return new HttpError(400, "invalid_parameter", describeError(err));
-  }
-  const status = (err as { status?: unknown } | null)?.status;
-  if (typeof status === "number" && status >= 500 && status <= 599 && status !== 500) {
-    return new HttpError(status, "unavailable", describeError(err));
-  }
-  ctx.metrics.errors.inc({ kind: "policy_error" });
-  return new HttpError(500, "internal_error", describeError(err));
-}
-
-function bad(message: string): never {
-  throw new HttpError(400, "invalid_parameter", message);
 }

@@ -24,10 +24,10 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker, type ResourceLimits } from "node:worker_threads";
-import type { Decision, DecisionInput } from "./contract.js";
-import { assertWellFormed, failClosed, parseDecision, type EngineInit, type PolicyEngine } from "./engine.js";
-import { SmartAuthzError, describeError, type ErrorCode } from "./errors.js";
-import type { Evaluator } from "./http.js";
+import { failClosed, type Decision, type DecisionInput } from "../core/contract.js";
+import { assertWellFormed, parseDecision, type EngineInit, type PolicyEngine } from "./engine.js";
+import { SmartAuthzError, describeError, type ErrorCode } from "../core/errors.js";
+import type { Evaluator } from "./evaluator.js";
 import type { WorkerHello, WorkerInit, WorkerReply, WorkerRequest } from "./pool-worker.js";
 
 export type PoolMode = "inline" | "workers";
@@ -692,7 +692,7 @@ function asErrorCode(code: string): ErrorCode {
 function defaultWorkerUrl(): URL | undefined {
   const sibling = new URL("./pool-worker.js", import.meta.url);
   if (existsSync(fileURLToPath(sibling))) return sibling;
-  const built = new URL("../dist/src/pool-worker.js", import.meta.url);
+  const built = new URL("../../dist/src/policy/pool-worker.js", import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
   return undefined;
 }
@@ -703,42 +703,4 @@ function missingWorker(): SmartAuthzError {
     "CONFIG_INVALID",
     `the policy worker script is missing (${sibling}): run \`make build\``,
   );
-}
-
-/**
- * Pool options from the environment (all optional):
- * SMART_AUTHZ_POOL_MODE (inline | workers), SMART_AUTHZ_POOL_WORKERS (count),
- * SMART_AUTHZ_POOL_TIMEOUT_MS, SMART_AUTHZ_POOL_QUEUE (max waiting requests).
- */
-export function poolOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): PoolOptions {
-  const options: PoolOptions = {};
-  const mode = env.SMART_AUTHZ_POOL_MODE;
-  if (mode !== undefined && mode !== "") {
-    if (mode !== "inline" && mode !== "workers") {
-      throw new SmartAuthzError(
-        "CONFIG_INVALID",
-        `SMART_AUTHZ_POOL_MODE must be "inline" or "workers", not ${JSON.stringify(mode)}`,
-      );
-    }
-    options.mode = mode;
-  }
-  const int = (name: string, min: number): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === "") return undefined;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) {
-      throw new SmartAuthzError(
-        "CONFIG_INVALID",
-        `${name} must be an integer >= ${min}, not ${JSON.stringify(raw)}`,
-      );
-    }
-    return n;
-  };
-  const workers = int("SMART_AUTHZ_POOL_WORKERS", 1);
-  if (workers !== undefined) options.workers = workers;
-  const timeoutMs = int("SMART_AUTHZ_POOL_TIMEOUT_MS", 1);
-  if (timeoutMs !== undefined) options.timeoutMs = timeoutMs;
-  const maxQueue = int("SMART_AUTHZ_POOL_QUEUE", 0);
-  if (maxQueue !== undefined) options.maxQueue = maxQueue;
-  return options;
 }

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { SmartAuthzError } from "./errors.js";
+import { SmartAuthzError } from "../core/errors.js";
 
 export interface BundleManifest {
   revision?: string;
@@ -62,7 +62,11 @@ function readDirectoryBundle(
   return files;
 }
 
-/** Minimal ustar reader: regular files only, enough for OPA bundles. */
+/**
+ * A strict ustar reader for OPA bundles: regular files and directories only. Every other entry
+ * type (links, PAX or GNU extension headers, devices) is refused rather than skipped, and so are a
+ * bad header checksum, a path that climbs out of the bundle and a file named twice.
+ */
 export function untar(tar: Uint8Array): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
   const text = new TextDecoder();
@@ -73,17 +77,32 @@ export function untar(tar: Uint8Array): Map<string, Uint8Array> {
     const field = (start: number, len: number) =>
       text.decode(header.subarray(start, start + len)).replace(/\0.*$/s, "");
     const name = field(0, 100);
+    const corrupt = (why: string): never => {
+      throw new SmartAuthzError("BUNDLE_INVALID", `corrupt tar entry ${JSON.stringify(name)}: ${why}`);
+    };
+    if (!checksumMatches(header, field(148, 8))) corrupt("header checksum mismatch");
     const prefix = field(345, 155);
     const size = parseInt(field(124, 12).trim() || "0", 8);
     const type = field(156, 1);
-    if (!Number.isFinite(size) || size < 0 || offset + 512 + size > tar.length) {
-      throw new SmartAuthzError("BUNDLE_INVALID", `corrupt tar entry ${JSON.stringify(name)}`);
-    }
+    if (!Number.isFinite(size) || size < 0 || offset + 512 + size > tar.length) corrupt("truncated");
     const fullName = (prefix ? `${prefix}/${name}` : name).replace(/^\/+/, "");
-    if (type === "0" || type === "") files.set(fullName, tar.slice(offset + 512, offset + 512 + size));
+    if (fullName.split("/").some((segment) => segment === "..")) corrupt("path leaves the bundle");
+    if (type === "0" || type === "") {
+      if (files.has(fullName)) corrupt("file appears twice");
+      files.set(fullName, tar.slice(offset + 512, offset + 512 + size));
+    } else if (type !== "5") {
+      corrupt(`unsupported entry type ${JSON.stringify(type)} (only regular files and directories)`);
+    }
     offset += 512 + Math.ceil(size / 512) * 512;
   }
   return files;
+}
+
+/** The ustar checksum: the sum of the header's bytes with the checksum field read as spaces. */
+function checksumMatches(header: Uint8Array, stored: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
+  return parseInt(stored.trim() || "-1", 8) === sum;
 }
 
 function bundleFromFiles(files: Map<string, Uint8Array>, origin: string): PolicyBundle {

@@ -1,5 +1,5 @@
 /** The vector format's expectations (../shared/vectors/README.md), checked against a decision. */
-import type { Decision } from "../../src/contract.js";
+import type { Decision } from "../../src/core/contract.js";
 
 export interface Vector {
   id: string;

@@ -7,8 +7,8 @@
 import { Buffer } from "node:buffer";
 import { loadPolicy } from "@open-policy-agent/opa-wasm";
 import type { PolicyBundle } from "./bundle.js";
-import type { Decision, DecisionInput } from "./contract.js";
-import { SmartAuthzError, describeError } from "./errors.js";
+import { failClosed, type Decision, type DecisionInput } from "../core/contract.js";
+import { SmartAuthzError, describeError } from "../core/errors.js";
 
 export const ENTRYPOINTS = {
   decision: "smart/api/decision",
@@ -76,7 +76,7 @@ export class PolicyEngine {
   readonly revision: string;
   readonly wasmSha256: string;
   readonly entrypoints: readonly string[];
-  /** The compiled module: instantiated again, without recompiling, by the worker threads of src/pool.ts. */
+  /** The compiled module: instantiated again, without recompiling, by the worker threads of src/policy/pool.ts. */
   readonly module: WebAssembly.Module;
   readonly memory: { initial: number; maximum: number };
   private dataText: string | undefined;
@@ -403,17 +403,4 @@ function isDecision(value: unknown): value is Decision {
   if (typeof value !== "object" || value === null) return false;
   const d = (value as { decision?: unknown }).decision;
   return d === "allow" || d === "deny" || d === "filter";
-}
-
-/** The deny a host returns when the policy itself could not decide. */
-export function failClosed(code: string, message: string, status = 500): Decision {
-  return {
-    decision: "deny",
-    status,
-    reasons: [{ code, message }],
-    outcome: {
-      resourceType: "OperationOutcome",
-      issue: [{ severity: "error", code: status === 400 ? "invalid" : "exception", diagnostics: message }],
-    },
-  };
 }

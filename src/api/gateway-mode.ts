@@ -11,9 +11,8 @@
  * a gateway cannot re-check a stored resource or remove entries from a batch on its way.
  */
 import { timingSafeEqual } from "node:crypto";
-import type { GatewayConfig } from "./config.js";
-import type { Decision } from "./contract.js";
-import { failClosed } from "./engine.js";
+import type { GatewayConfig } from "../ops/config.js";
+import { failClosed, type Decision } from "../core/contract.js";
 
 export const GATEWAY_KEY_HEADER = "x-smart-authz-gateway-key";
 

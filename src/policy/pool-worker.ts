@@ -1,12 +1,12 @@
 /**
- * A worker thread of the policy pool (src/pool.ts). It instantiates the policy from the compiled
+ * A worker thread of the policy pool (src/policy/pool.ts). It instantiates the policy from the compiled
  * `WebAssembly.Module` it is given (no recompilation), loads the data document from JSON text, says
  * `ready`, then answers one request at a time, in order. Input and output travel as JSON text:
  * the main thread serializes once and parses once; nothing is stringified or parsed here.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { PolicyEngine, type EngineInit } from "./engine.js";
-import { describeError } from "./errors.js";
+import { describeError } from "../core/errors.js";
 
 /** What the pool passes as `workerData`. */
 export interface WorkerInit {

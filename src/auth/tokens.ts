@@ -19,8 +19,8 @@ import {
   type JWTPayload,
   type CryptoKey as JoseCryptoKey,
 } from "jose";
-import type { IssuerConfig, JwksSource, TokensConfig } from "./config.js";
-import { SmartAuthzError } from "./errors.js";
+import type { IssuerConfig, JwksSource, TokensConfig } from "../ops/config.js";
+import { SmartAuthzError } from "../core/errors.js";
 
 export type TokenReason =
   | "token-missing"

@@ -10,9 +10,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { open } from "node:fs/promises";
-import type { Decision, Obligation } from "./contract.js";
-import { failClosed } from "./engine.js";
-import { SmartAuthzError, describeError } from "./errors.js";
+import { failClosed, type Decision, type Obligation } from "../core/contract.js";
+import { SmartAuthzError, describeError } from "../core/errors.js";
 
 /** One line of the audit file. */
 export interface AuditRecord {

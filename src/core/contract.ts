@@ -1,4 +1,4 @@
-/** Types of the decision contract (../shared/decision-contract.md, v1). */
+/** The decision contract (docs/contract.md): the policy's input and decision documents. */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -42,3 +42,16 @@ export interface Decision {
 }
 
 export const CONTRACT_VERSION = "1";
+
+/** The deny a host returns when the policy itself could not decide. */
+export function failClosed(code: string, message: string, status = 500): Decision {
+  return {
+    decision: "deny",
+    status,
+    reasons: [{ code, message }],
+    outcome: {
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: status === 400 ? "invalid" : "exception", diagnostics: message }],
+    },
+  };
+}

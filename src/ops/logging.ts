@@ -5,7 +5,7 @@
  */
 import { pino, type DestinationStream, type Logger } from "pino";
 import type { LoggingConfig } from "./config.js";
-import type { Decision } from "./contract.js";
+import type { Decision } from "../core/contract.js";
 
 export type { Logger } from "pino";
 

@@ -2,8 +2,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { readBundle } from "../../src/bundle.js";
-import { PolicyEngine } from "../../src/engine.js";
+import { readBundle } from "../../src/policy/bundle.js";
+import { PolicyEngine } from "../../src/policy/engine.js";
 
 export const root = resolve(import.meta.dirname, "..", "..");
 export const bundlePath = resolve(root, "build", "bundle.tar.gz");

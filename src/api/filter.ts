@@ -4,7 +4,7 @@
  * Bundle's `total` counts what remains, and paging links (which would let a client walk past the
  * filter) are removed once anything was dropped. A dropped single resource becomes a 404.
  */
-import type { Decision } from "./contract.js";
+import type { Decision } from "../core/contract.js";
 
 export interface FilterResult {
   /** The HTTP status the FHIR client should see: 200, or 404 for a dropped single resource. */

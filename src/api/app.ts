@@ -1,0 +1,111 @@
+/**
+ * The sidecar's HTTP application: routes, probes, status, metrics. Each API lives in its own module
+ * (decision-api.ts, data-api.ts); this file only wires them into Express. Express 5 forwards a
+ * rejected handler promise to the error handler, so handlers are plain async functions.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import express, { type NextFunction, type Request, type Response } from "express";
+import { describeError } from "../core/errors.js";
+import { PACKAGE_ROOT } from "../ops/default-config.js";
+import { HttpError, sendError, toHttpError, type AppContext } from "./context.js";
+import { handleData } from "./data-api.js";
+import { handleDecision } from "./decision-api.js";
+
+export type { AppContext } from "./context.js";
+
+export function createApp(ctx: AppContext): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", "simple");
+
+  app.use((req, res, next) => {
+    ctx.metrics.inFlight.inc();
+    res.on("close", () => ctx.metrics.inFlight.dec());
+    if (ctx.shuttingDown()) res.setHeader("Connection", "close");
+    next();
+  });
+  const json = express.json({
+    limit: ctx.config.server.bodyLimitBytes,
+    type: ["application/json", "application/*+json"],
+    strict: false,
+  });
+
+  app.post("/v1/decision", json, (req, res) => handleDecision(ctx, req, res, "decision"));
+  app.post("/v1/filter", json, (req, res) => handleDecision(ctx, req, res, "filter"));
+  app.all("/v1/gateway{/*path}", json, (req, res) => handleDecision(ctx, req, res, "gateway"));
+  app.post("/v1/data{/*path}", json, (req, res) => handleData(ctx, req, res));
+
+  app.get("/health", (req, res) => {
+    if (!ctx.evaluator.revision()) {
+      res.status(500).json({ error: "unable to perform evaluation: no policy bundle is active" });
+      return;
+    }
+    res.status(200).json({});
+  });
+  app.get("/ready", (_req, res) => {
+    const ready = ctx.evaluator.revision() !== undefined && !ctx.shuttingDown();
+    res.status(ready ? 200 : 503).json({
+      ready,
+      ...(ready ? {} : { reason: ctx.shuttingDown() ? "shutting down" : "no policy bundle is active yet" }),
+    });
+  });
+  app.get("/status", (_req, res) => {
+    const b = ctx.bundleStatus();
+    res.json({
+      service: "smart-authz",
+      version: ctx.version,
+      ready: b.revision !== undefined && !ctx.shuttingDown(),
+      bundle: {
+        source: b.source,
+        revision: b.revision ?? null,
+        loaded_at: b.loadedAt ?? null,
+        etag: b.etag ?? null,
+        last_error: b.lastError ?? null,
+        last_error_at: b.lastErrorAt ?? null,
+        activations: b.activations,
+        failures: b.failures,
+      },
+      tokens: {
+        issuers: ctx.config.tokens.issuers.map((i) => ({
+          issuer: i.issuer,
+          jwks: i.jwks.kind,
+          algorithms: i.algorithms,
+        })),
+        trust_forwarded_claims: ctx.config.tokens.trustForwardedClaims,
+      },
+      demo_issuer_active: ctx.config.demo,
+    });
+  });
+  app.get("/metrics", async (_req, res) => {
+    res.setHeader("Content-Type", ctx.metrics.registry.contentType);
+    res.send(await ctx.metrics.registry.metrics());
+  });
+  app.get("/openapi.yaml", (_req, res) => {
+    try {
+      res.type("application/yaml").send(readFileSync(join(PACKAGE_ROOT, "openapi.yaml"), "utf8"));
+    } catch {
+      sendError(
+        res,
+        new HttpError(404, "resource_not_found", "openapi.yaml is not installed with this package"),
+      );
+    }
+  });
+
+  app.use((req, res) => {
+    ctx.metrics.errors.inc({ kind: "not_found" });
+    sendError(res, new HttpError(404, "resource_not_found", `no route for ${req.method} ${req.path}`));
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const httpError = toHttpError(err);
+    ctx.metrics.errors.inc({ kind: httpError.status >= 500 ? "internal" : "bad_request" });
+    if (httpError.status >= 500) ctx.logger.error({ err: describeError(err) }, "request failed");
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    sendError(res, httpError);
+  });
+  return app;
+}
