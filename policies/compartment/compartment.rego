@@ -83,13 +83,15 @@ narrow_params(t) := sort({link.narrow_param | some link in links(t)})
 # title: value_kind
 # description: |
 #   What a linking parameter's value says about patient `id`: "ours" or "other" when it certainly
-#   names a Patient ("Patient/123", an absolute reference with that tail, or a bare id on a
-#   parameter that can only reference Patients), else "unknown" (a bare id on `subject` may be a
-#   Group or a Device).
+#   names a Patient ("Patient/123", an absolute reference on one of this server's bases, or a bare
+#   id on a parameter that can only reference Patients; another server's Patient is "other"), else
+#   "unknown" (a bare id on `subject` may be a Group or a Device).
 value_kind(t, p, v, id) := "ours" if {
 	fhir.reference_patient_id(v) == id
 } else := "other" if {
 	fhir.reference_patient_id(v)
+} else := "other" if {
+	fhir.foreign_reference(v).type == "Patient"
 } else := "ours" if {
 	v == id
 	patient_only_param(t, p)
