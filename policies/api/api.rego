@@ -261,9 +261,9 @@ entry_request(e) := {
 	"body": object.get(e, "resource", null),
 }
 
-entry_headers(r) := {"if-none-exist": r.ifNoneExist} if is_string(r.ifNoneExist)
+entry_headers(r) := {"if-none-exist": r.ifNoneExist} if "ifNoneExist" in object.keys(r)
 
-entry_headers(r) := {} if not fhir.string_member(r, "ifNoneExist")
+entry_headers(r) := {} if not "ifNoneExist" in object.keys(r)
 
 batch_summary("transaction", entries) := document(
 	verdict.deny(strongest.status, "transaction-entry-denied", "a transaction is atomic and at least one of its entries is denied"),
