@@ -13,6 +13,7 @@ import type { PolicyEngine } from "../src/policy/engine.js";
 import { fuzzRuns } from "./fuzz/support/budget.js";
 import { ALL_PROPERTIES } from "./fuzz/support/properties.js";
 import { runProperties } from "./fuzz/support/run.js";
+import { SECURITY_PROPERTIES } from "./fuzz/support/security-properties.js";
 import { loadRealEngine } from "./helpers/policy.js";
 
 /** About 2,000 inputs over all properties: a few seconds. FUZZ_RUNS overrides it here too. */
@@ -20,6 +21,10 @@ const SAMPLE = process.env.FUZZ_RUNS ? fuzzRuns(2_000) : 2_000;
 
 describe("policy properties (sample)", () => {
   runProperties(null, ALL_PROPERTIES, SAMPLE, 60_000);
+});
+
+describe("security properties (sample)", () => {
+  runProperties(null, SECURITY_PROPERTIES, SAMPLE, 60_000);
 });
 
 let engine: PolicyEngine;
