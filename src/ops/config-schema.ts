@@ -73,14 +73,23 @@ export class Issues {
   }
 }
 
-let compiled: { schema: Schema; validate: ValidateFunction } | undefined;
+type MessageFn = (value: unknown, schema: Schema) => string;
+
+interface Compiled {
+  schema: Schema;
+  validate: ValidateFunction;
+  /** Custom messages by schema object (ajv reports the very object that failed, as `parentSchema`). */
+  messages: Map<unknown, MessageFn>;
+}
+
+let compiled: Compiled | undefined;
 
 /** The parsed schema document. */
 export function configSchema(): Schema {
   return compile().schema;
 }
 
-function compile(): { schema: Schema; validate: ValidateFunction } {
+function compile(): Compiled {
   if (!compiled) {
     const schema = JSON.parse(readFileSync(CONFIG_SCHEMA_PATH, "utf8")) as Schema;
     const ajv = new Ajv2020({
@@ -90,18 +99,27 @@ function compile(): { schema: Schema; validate: ValidateFunction } {
       allowUnionTypes: true,
       useDefaults: true,
     });
-    compiled = { schema, validate: ajv.compile(schema) };
+    const messages = new Map<unknown, MessageFn>();
+    for (const [pointer, message] of Object.entries(NODE_MESSAGES)) {
+      const node = pointer
+        .split("/")
+        .slice(1)
+        .reduce<Schema>((n, key) => n[key] as Schema, schema);
+      // A node's anyOf branches fail for it: they get its message too.
+      for (const n of [node, ...((node.anyOf as Schema[] | undefined) ?? [])]) messages.set(n, message);
+    }
+    compiled = { schema, validate: ajv.compile(schema), messages };
   }
   return compiled;
 }
 
 /** Validates `value` in place (filling in defaults) and adds one issue per problem. */
 export function checkSchema(value: unknown, issues: Issues): void {
-  const { validate } = compile();
+  const { validate, messages } = compile();
   if (validate(value)) return;
   const seen = new Set<string>();
   for (const error of validate.errors ?? []) {
-    const found = describeError(error, value);
+    const found = describeError(error, value, messages);
     if (!found) continue;
     const id = `${found.path.join("\u0000")}\u0001${found.message}`;
     if (seen.has(id)) continue;
@@ -114,8 +132,8 @@ export function checkSchema(value: unknown, issues: Issues): void {
 
 const ALLOWED = (values: unknown): string => (values as unknown[]).join(", ");
 
-/** Messages for schema nodes whose generic message would say less; keyed by the node's schema location. */
-const NODE_MESSAGES: Record<string, (value: unknown, schema: Schema) => string> = {
+/** Messages for schema nodes whose generic message would say less, by the node's JSON pointer. */
+const NODE_MESSAGES: Record<string, MessageFn> = {
   "#/$defs/size": (v) => `must be a size such as 1048576, "512kb" or "1mb", got ${describe(v)}`,
   "#/$defs/algorithm": (v, s) =>
     v === "none" || (typeof v === "string" && /^HS/i.test(v))
@@ -128,7 +146,8 @@ const NODE_MESSAGES: Record<string, (value: unknown, schema: Schema) => string> 
   "#/properties/server/properties/fhir_base_path": () => 'must start with "/", e.g. "/fhir"',
   "#/properties/gateway/properties/enforcing/items/properties/key_env": () =>
     "must name an environment variable (A-Z, 0-9, _)",
-  "#/properties/policy/properties/operations": () => 'operation names start with "$", e.g. "$export"',
+  "#/properties/policy/properties/operations/propertyNames": () =>
+    'operation names start with "$", e.g. "$export"',
 };
 
 /** Extra words for a missing required field. */
@@ -141,6 +160,7 @@ const PRIVATE_JWK_MEMBERS = new Set(["d", "p", "q", "dp", "dq", "qi", "oth", "k"
 function describeError(
   error: ErrorObject,
   root: unknown,
+  messages: Map<unknown, MessageFn>,
 ): { path: Path; message: string; atKey?: boolean } | undefined {
   const path = toPath(error.instancePath, root);
   const schema = (error.parentSchema ?? {}) as Schema;
@@ -153,34 +173,20 @@ function describeError(
     }
     case "additionalProperties": {
       const name = String(params.additionalProperty);
-      return { path: [...path, name], message: unknownField(name, schema, error.schemaPath), atKey: true };
+      return { path: [...path, name], message: unknownField(name, schema), atKey: true };
     }
     case "propertyNames": // reported by the keyword inside it, with the name
     case "if": // reported by the keywords of its `then`
       return undefined;
   }
+  const custom = messages.get(error.parentSchema)?.(error.data, schema);
   if (error.propertyName !== undefined) {
-    const message = nodeMessage(error.schemaPath.replace(/\/propertyNames\/.*$/, ""), undefined, schema);
-    return {
-      path: [...path, error.propertyName],
-      message: message ?? `invalid name ${describe(error.propertyName)}`,
-      atKey: true,
-    };
+    const message = custom ?? `invalid name ${describe(error.propertyName)}`;
+    return { path: [...path, error.propertyName], message, atKey: true };
   }
-  const custom = nodeMessage(nodeLocation(error.schemaPath), error.data, schema);
   if (custom) return { path, message: custom };
   if (error.keyword === "anyOf" || error.keyword === "oneOf") return undefined; // its branches speak
   return { path, message: genericMessage(error.keyword, params, schema, error.data) };
-}
-
-/** The schema location of the node an error is about: the keyword and any combinator branch removed. */
-function nodeLocation(schemaPath: string): string {
-  return schemaPath.replace(/\/[^/]+$/, "").replace(/(\/(anyOf|oneOf)(\/\d+)?)+$/, "");
-}
-
-function nodeMessage(location: string, value: unknown, schema: Schema): string | undefined {
-  const message = NODE_MESSAGES[location];
-  return message ? message(value, schema) : undefined;
 }
 
 function genericMessage(
@@ -244,8 +250,8 @@ function expected(schema: Schema): string {
 
 // --- unknown fields: "did you mean" --------------------------------------------------------
 
-function unknownField(name: string, schema: Schema, schemaPath: string): string {
-  if (schemaPath.startsWith("#/$defs/jwk/") && PRIVATE_JWK_MEMBERS.has(name)) {
+function unknownField(name: string, schema: Schema): string {
+  if (schema === (configSchema().$defs as Schema).jwk && PRIVATE_JWK_MEMBERS.has(name)) {
     return "private key material: a config holds only public keys";
   }
   const allowed = Object.keys((schema.properties as Schema | undefined) ?? {});
