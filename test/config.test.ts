@@ -145,6 +145,10 @@ describe("config", () => {
     expect(problems(VALID.replace("  issuers:", "  frobnicate: []\n  issuers:"))).toEqual([
       "4:3 tokens.frobnicate: unknown field; expected one of issuers, clock_tolerance_seconds, max_token_bytes, cache_max_entries, jwks_cooldown_seconds, jwks_cache_max_age_seconds, jwks_timeout_ms, trust_forwarded_claims",
     ]);
+    // A required field misspelt is one problem, at the typo, not also a missing field.
+    expect(problems(VALID.replace("  source: ./bundle.tar.gz", "  sourse: ./bundle.tar.gz"))).toEqual([
+      '9:3 bundle.sourse: unknown field; did you mean "source"?',
+    ]);
     // A field that belongs elsewhere says where.
     expect(problems(`${VALID}audit:\n  path: a.jsonl\n  all_decisions: true\n`)).toEqual([
       '14:3 audit.all_decisions: unknown field; expected one of path, sync ("all_decisions" is a field of policy.audit)',

@@ -117,14 +117,17 @@ function compile(): Compiled {
 export function checkSchema(value: unknown, issues: Issues): void {
   const { validate, messages } = compile();
   if (validate(value)) return;
+  const found = (validate.errors ?? []).flatMap((e) => describeError(e, value, messages) ?? []);
+  // A missing field that an unknown key beside it is a typo of is reported once, at the typo.
+  const typos = new Set(
+    found.flatMap((f) => (f.meant ? [[...f.path.slice(0, -1), f.meant].join("\u0000")] : [])),
+  );
   const seen = new Set<string>();
-  for (const error of validate.errors ?? []) {
-    const found = describeError(error, value, messages);
-    if (!found) continue;
-    const id = `${found.path.join("\u0000")}\u0001${found.message}`;
-    if (seen.has(id)) continue;
+  for (const f of found) {
+    const id = `${f.path.join("\u0000")}\u0001${f.message}`;
+    if (seen.has(id) || (f.message.startsWith("required") && typos.has(f.path.join("\u0000")))) continue;
     seen.add(id);
-    issues.add(found.path, found.message, found.atKey);
+    issues.add(f.path, f.message, f.atKey);
   }
 }
 
@@ -157,11 +160,19 @@ const REQUIRED_HINTS: Record<string, string> = {
 
 const PRIVATE_JWK_MEMBERS = new Set(["d", "p", "q", "dp", "dq", "qi", "oth", "k"]);
 
+interface Found {
+  path: Path;
+  message: string;
+  atKey?: boolean;
+  /** For an unknown key: the allowed key it is probably a typo of. */
+  meant?: string;
+}
+
 function describeError(
   error: ErrorObject,
   root: unknown,
   messages: Map<unknown, MessageFn>,
-): { path: Path; message: string; atKey?: boolean } | undefined {
+): Found | undefined {
   const path = toPath(error.instancePath, root);
   const schema = (error.parentSchema ?? {}) as Schema;
   const params = error.params as Record<string, unknown>;
@@ -173,7 +184,7 @@ function describeError(
     }
     case "additionalProperties": {
       const name = String(params.additionalProperty);
-      return { path: [...path, name], message: unknownField(name, schema), atKey: true };
+      return { path: [...path, name], ...unknownField(name, schema), atKey: true };
     }
     case "propertyNames": // reported by the keyword inside it, with the name
     case "if": // reported by the keywords of its `then`
@@ -250,16 +261,16 @@ function expected(schema: Schema): string {
 
 // --- unknown fields: "did you mean" --------------------------------------------------------
 
-function unknownField(name: string, schema: Schema): string {
+function unknownField(name: string, schema: Schema): { message: string; meant?: string } {
   if (schema === (configSchema().$defs as Schema).jwk && PRIVATE_JWK_MEMBERS.has(name)) {
-    return "private key material: a config holds only public keys";
+    return { message: "private key material: a config holds only public keys" };
   }
   const allowed = Object.keys((schema.properties as Schema | undefined) ?? {});
-  const near = suggest(name, allowed);
-  if (near) return `unknown field; did you mean ${JSON.stringify(near)}?`;
+  const meant = suggest(name, allowed);
+  if (meant) return { message: `unknown field; did you mean ${JSON.stringify(meant)}?`, meant };
   const elsewhere = settingPaths().get(name);
   const where = elsewhere ? ` (${JSON.stringify(name)} is a field of ${elsewhere.join(", ")})` : "";
-  return `unknown field; expected one of ${allowed.join(", ")}${where}`;
+  return { message: `unknown field; expected one of ${allowed.join(", ")}${where}` };
 }
 
 /** The allowed key nearest to `name`, when it is close enough to be a typo. */
