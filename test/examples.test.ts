@@ -73,3 +73,33 @@ describe("examples/", () => {
     expect({ ...loadConfig(file, {}), origin: EMBEDDED_ORIGIN }).toEqual(loadConfig(undefined, {}));
   });
 });
+
+describe("the config examples in the docs", () => {
+  const validate = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true }).compile(
+    JSON.parse(readFileSync(CONFIG_SCHEMA_PATH, "utf8")) as object,
+  );
+  const minimal = {
+    tokens: { issuers: [{ issuer: "a", audience: "b", jwks_uri: "https://a/j" }] },
+    bundle: { source: "b" },
+  };
+  const blocks = (doc: string): string[] =>
+    [...readFileSync(join(REPO, doc), "utf8").matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+  it("docs/sidecar.md's full config validates against the schema", () => {
+    const full = blocks("docs/sidecar.md").filter(
+      (b) => b.startsWith("# yaml-language-server") && b.includes("\ntokens:"),
+    );
+    expect(full).toHaveLength(1);
+    validate(parseYaml(full[0]!));
+    expect(validate.errors ?? []).toEqual([]);
+  });
+
+  it("every policy: example in docs/security-labels.md validates against the schema", () => {
+    const policies = blocks("docs/security-labels.md").filter((b) => b.startsWith("policy:"));
+    expect(policies.length).toBeGreaterThanOrEqual(3);
+    for (const block of policies) {
+      validate({ ...minimal, ...(parseYaml(block) as object) });
+      expect(validate.errors ?? [], block).toEqual([]);
+    }
+  });
+});
