@@ -3,7 +3,7 @@
  * the node it concerns). They read the validated-and-defaulted object defensively: a field the
  * schema already refused is skipped, so every problem is reported once.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { Issues, Path } from "./config-schema.js";
@@ -217,7 +217,8 @@ export function resolvePath(file: string, baseDir: string): string {
   return isAbsolute(file) ? file : resolve(baseDir, file);
 }
 
-const PRIVATE_JWK_MEMBERS = new Set(["d", "p", "q", "dp", "dq", "qi", "oth", "k"]);
+/** JWK members that hold private or secret key material (RFC 7518 6.2.2, 6.3.2, 6.4.1). */
+export const PRIVATE_JWK_MEMBERS = new Set(["d", "p", "q", "dp", "dq", "qi", "oth", "k"]);
 
 /** A public key from PEM (public key or certificate) or JWK text, or what is wrong with it. */
 export function parsePublicKey(text: string): KeyObject | string {
@@ -253,7 +254,7 @@ export function parseJwk(jwk: unknown): KeyObject | string {
   if (secret.length)
     return `holds private key material (${secret.join(", ")}); a config holds only public keys`;
   try {
-    return createPublicKey({ key: key as import("node:crypto").JsonWebKey, format: "jwk" });
+    return createPublicKey({ key: key as JsonWebKey, format: "jwk" });
   } catch (err) {
     return `is not a usable public JWK (${(err as Error).message})`;
   }

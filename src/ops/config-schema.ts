@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { LineCounter, isMap, isPair, isScalar, type Document } from "yaml";
 import { PACKAGE_ROOT } from "./default-config.js";
+import { PRIVATE_JWK_MEMBERS } from "./config-checks.js";
 
 export const CONFIG_SCHEMA_PATH = join(PACKAGE_ROOT, "schemas", "config.schema.json");
 
@@ -157,8 +158,6 @@ const NODE_MESSAGES: Record<string, MessageFn> = {
 const REQUIRED_HINTS: Record<string, string> = {
   audience: "the audience (a string or a list of strings) your tokens carry in `aud`",
 };
-
-const PRIVATE_JWK_MEMBERS = new Set(["d", "p", "q", "dp", "dq", "qi", "oth", "k"]);
 
 interface Found {
   path: Path;
