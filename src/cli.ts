@@ -3,7 +3,7 @@
  * The `smart-authz` command.
  *
  *   serve [--config f]            run the sidecar (embedded DEMO config when no config is given)
- *   check-config <f>              validate a config file and exit
+ *   check-config <f> [--fetch]    check a config, its bundle, data documents and keys, and exit
  *   token [--scope s] [--patient id] [--fhir-user ref] [--ttl s] [--sub s] [--client-id s]
  *                                 mint a DEMO token signed with the published demo key
  *   eval [file|-] [--config f] [--bundle p]    print the decision for a contract input (with claims)
@@ -16,7 +16,6 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { SignJWT, importJWK } from "jose";
 import { BundleSource } from "./policy/bundle-source.js";
-import { BundleVerifier } from "./policy/bundle-signature.js";
 import { loadConfig, type Config } from "./ops/config.js";
 import type { DecisionInput } from "./core/contract.js";
 import { DEMO_AUDIENCE, DEMO_ISSUER } from "./ops/default-config.js";
@@ -24,6 +23,7 @@ import { DEMO_PRIVATE_JWK } from "./auth/demo-keys.js";
 import type { PolicyEngine } from "./policy/engine.js";
 import { SmartAuthzError, describeError } from "./core/errors.js";
 import { VERSION, startService } from "./server.js";
+import { checkConfig as checkConfigFile } from "./check-config.js";
 
 export interface CliIO {
   stdout: (text: string) => void;
@@ -36,7 +36,8 @@ const USAGE = `usage: smart-authz <command> [options]
 
 commands:
   serve [--config FILE]                 run the decision service (default: embedded DEMO config)
-  check-config FILE                     validate a config file
+  check-config FILE [--fetch]           check a config and what it names (bundle, signature, data
+                                        documents, keys); --fetch also downloads URL sources
   token [--scope S] [--patient ID] [--fhir-user REF] [--ttl SECONDS] [--sub S] [--client-id S]
                                         mint a DEMO access token (demo key; never for production)
   eval [FILE|-] [--config FILE] [--bundle PATH]
@@ -127,20 +128,10 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
 }
 
 async function checkConfig(argv: string[], io: CliIO): Promise<number> {
-  const { positionals } = args(argv, {}, 1);
+  const { values, positionals } = args(argv, { fetch: { type: "boolean" } }, 1);
   const file = positionals[0];
   if (!file) throw new UsageError("check-config needs a config file");
-  const config = loadConfig(file, { ...io.env, SMART_AUTHZ_CONFIG: undefined });
-  if (config.bundle.verification) await BundleVerifier.create(config.bundle.verification);
-  const source = config.bundle.source.kind === "url" ? config.bundle.source.url : config.bundle.source.path;
-  io.stdout(
-    `${file}: OK\n` +
-      `  listen ${config.server.host}:${config.server.port}\n` +
-      `  issuers ${config.tokens.issuers.map((i) => i.issuer).join(", ")}\n` +
-      `  bundle ${source}${config.bundle.verification ? ` (signature verified, ${config.bundle.verification.algorithm})` : ""}\n` +
-      (config.demo ? "  WARNING: the DEMO issuer is trusted; never use this config in production\n" : ""),
-  );
-  return 0;
+  return checkConfigFile(file, io, { fetch: values.fetch === true });
 }
 
 async function token(argv: string[], io: CliIO): Promise<number> {

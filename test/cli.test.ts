@@ -156,7 +156,7 @@ describe("smart-authz CLI", () => {
       readFileSync(good, "utf8") + "  verification:\n    public_key: nope\n    algorithm: ES256\n",
     );
     expect((await run(["check-config", badKey])).stderr).toContain(
-      "bundle.verification: the public key must be a PEM public key",
+      `${badKey}:9:17: bundle.verification.public_key: must be a PEM public key (BEGIN PUBLIC KEY), a PEM certificate or a JWK`,
     );
   });
 
