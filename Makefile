@@ -6,8 +6,6 @@ OPA_VERSION := v1.20.2
 TOOLS := $(CURDIR)/.tools
 OPA := $(TOOLS)/bin/opa
 NODE_BIN := $(CURDIR)/node_modules/.bin
-SHARED ?= $(CURDIR)/../shared
-VECTORS := $(SHARED)/vectors/spec-vectors.json
 ENTRYPOINTS := -e smart/api/decision -e smart/api/scopes
 REGO := $(shell find policies -name '*.rego' 2>/dev/null)
 POLICY_DATA := $(shell find policies -name 'data.json' 2>/dev/null)
@@ -61,13 +59,17 @@ lint: deps
 	$(OPA) check --strict policies
 	$(NODE_BIN)/tsc -p tsconfig.test.json
 
+# One run of the Rego tests, with coverage; only when it fails is it run again, verbosely, to show
+# which tests failed.
 test-rego: deps build/vectors/data.json
-	$(OPA) test policies build/vectors --timeout 300s --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors --timeout 300s -v | tail -40; exit 1; }
-	@$(OPA) test policies build/vectors --timeout 300s | tail -1
+	@echo "opa test: policies/**/*_test.rego and the conformance vectors, with coverage (about a minute)"
+	@$(OPA) test policies build/vectors --timeout 300s --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors --timeout 300s -v | grep -v '^ *PASS' | tail -60; exit 1; }
+	@echo "opa test: all tests passed"
 	@node scripts/coverage-summary.mjs build/coverage.json
 
-# The vectors are JSON arrays; OPA data must be an object, so the test target wraps them.
-VECTOR_FILES := $(VECTORS) $(wildcard test/vectors/*.json)
+# The vectors (test/vectors/README.md) are JSON arrays; OPA data must be an object, so the test
+# target wraps them.
+VECTOR_FILES := $(wildcard test/vectors/*.json test/vectors/public/*.json)
 build/vectors/data.json: $(VECTOR_FILES) scripts/wrap-vectors.mjs
 	node scripts/wrap-vectors.mjs
 
