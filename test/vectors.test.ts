@@ -13,6 +13,7 @@ import type { DecisionInput, Decision } from "../src/core/contract.js";
 import { PUBLIC_VECTORS, loadVectors, vectorToInput } from "../scripts/lib/vectors.mjs";
 import { loadRealEngine, opaOutcomes } from "./helpers/policy.js";
 import { mismatch, type Vector } from "./helpers/vectors.js";
+import { readContract, reasonCodesOf } from "./helpers/contract.js";
 
 const vectors = loadVectors() as Vector[];
 let engine: PolicyEngine;
@@ -33,6 +34,9 @@ function engineFor(v: Vector): Promise<PolicyEngine> {
   if (!configured.has(key)) configured.set(key, loadRealEngine({ config }));
   return configured.get(key)!;
 }
+
+/** Every reason code the vectors' decisions carry; each must be listed in docs/contract.md. */
+const producedCodes = new Set<string>();
 
 const sources = [...new Set(vectors.map((v) => v.source ?? "public"))];
 
@@ -55,7 +59,14 @@ describe.each(sources)("%s vectors", (source) => {
       return;
     }
     const decision: Decision = (await engineFor(v)).decide(vectorToInput(v) as DecisionInput);
+    reasonCodesOf(decision, producedCodes);
     expect(mismatch(v, decision)).toBeUndefined();
     expect(decision, "the WASM host and OPA's evaluator disagree").toEqual(opa[v.id]);
   });
+});
+
+it("produces only reason codes that docs/contract.md lists", () => {
+  const documented = new Set(readContract().reasonCodes.map((r) => r.name));
+  expect(producedCodes.size).toBeGreaterThan(20);
+  expect([...producedCodes].filter((c) => !documented.has(c)).sort()).toEqual([]);
 });
