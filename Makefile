@@ -10,6 +10,9 @@ ENTRYPOINTS := -e smart/api/decision -e smart/api/scopes
 REGO := $(shell find policies -name '*.rego' 2>/dev/null)
 POLICY_DATA := $(shell find policies -name 'data.json' 2>/dev/null)
 
+# A recipe that fails leaves no half-made target behind.
+.DELETE_ON_ERROR:
+
 .PHONY: all tools deps generate policy build test test-rego test-host fmt fmt-check lint check serve bench parity fuzz soak clean
 
 all: build
@@ -39,7 +42,7 @@ build/bundle.tar.gz: $(OPA) $(REGO) $(POLICY_DATA)
 	  --revision "$$(git rev-parse --short HEAD 2>/dev/null || echo dev)-$$(cat $(REGO) $(POLICY_DATA) | sha256sum | cut -c1-12)" \
 	  -o build/bundle.tar.gz policies
 	@rm -rf build/bundle && mkdir -p build/bundle && tar -xzf build/bundle.tar.gz -C build/bundle 2>/dev/null
-	@echo "built build/bundle.tar.gz (revision $$(node -e 'console.log(JSON.parse(require("fs").readFileSync("build/bundle/.manifest")).revision)'))"
+	@node scripts/build-info.mjs $(OPA)
 
 policy: build/bundle.tar.gz
 

@@ -381,7 +381,7 @@ class Validator {
           ]);
     if (!o) return undefined;
     let host = "127.0.0.1";
-    let port = 8181;
+    let port = 8282;
     if (o.listen !== undefined) {
       const raw = typeof o.listen === "number" ? String(o.listen) : o.listen;
       if (typeof raw !== "string") {
