@@ -46,8 +46,13 @@ build/bundle.tar.gz: $(OPA) $(REGO) $(POLICY_DATA)
 
 policy: build/bundle.tar.gz
 
-build: deps policy
+# The host is compiled again only when a source changed (dist/.built is the stamp).
+TS_SOURCES := $(shell find src -name '*.ts' 2>/dev/null)
+dist/.built: $(TS_SOURCES) tsconfig.json node_modules/.installed
 	$(NODE_BIN)/tsc -p tsconfig.json
+	@touch $@
+
+build: deps policy dist/.built
 
 ## Tests -------------------------------------------------------------------
 fmt:

@@ -776,14 +776,14 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     return await command.run({ values, positionals, io, prog });
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr(`${prog}: ${err.message}\n` + (first === undefined ? `\n${globalUsage(prog)}` : ""));
+      io.stderr(`smart-authz: ${err.message}\n` + (first === undefined ? `\n${globalUsage(prog)}` : ""));
       return EXIT.usage;
     }
     if (err instanceof SmartAuthzError && (err.code === "CONFIG_INVALID" || err.code === "INPUT_INVALID")) {
-      io.stderr(`${prog}: ${err.message}\n`);
+      io.stderr(`smart-authz: ${err.message}\n`);
       return EXIT.usage;
     }
-    io.stderr(`${prog}: ${describeError(err)}\n`);
+    io.stderr(`smart-authz: ${describeError(err)}\n`);
     return EXIT.failure;
   }
 }

@@ -561,6 +561,30 @@ describe("smart-authz check-config", () => {
   });
 });
 
+describe("examples/", () => {
+  it("demo.yaml is the embedded DEMO config as a file, its key in demo-jwks.json", () => {
+    const embedded = loadConfig(undefined, {});
+    const file = loadConfig(join(REPO, "examples/demo.yaml"), {});
+    const jwks = JSON.parse(readFileSync(join(REPO, "examples/demo-jwks.json"), "utf8")) as unknown;
+    expect(file.tokens.issuers[0]!.jwks).toEqual({
+      kind: "file",
+      path: join(REPO, "examples/demo-jwks.json"),
+    });
+    expect(embedded.tokens.issuers[0]!.jwks).toEqual({ kind: "inline", jwks });
+    const comparable = (c: typeof embedded) => ({
+      ...c,
+      origin: undefined,
+      tokens: { ...c.tokens, issuers: c.tokens.issuers.map((i) => ({ ...i, jwks: undefined })) },
+    });
+    expect(comparable(file)).toEqual(comparable(embedded));
+  });
+
+  it("input.json is a contract input eval accepts", async () => {
+    const r = await run(["eval", join(REPO, "examples/input.json"), "--bundle", bundle]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+  });
+});
+
 describe("smart-authz serve", () => {
   it("refuses an invalid config (exit 2) and a missing bundle (exit 1) before listening, logging to its log destination", async () => {
     const bad = writeFile(dir, "serve-bad.yaml", "tokens: 3\nbundle: {source: x}\n");
