@@ -22,6 +22,7 @@ tools: $(OPA)
 
 $(OPA):
 	@mkdir -p $(TOOLS)/bin
+	@echo "installing OPA $(OPA_VERSION) into .tools/bin with go install (a few minutes the first time: Go downloads and compiles it)"
 	GOBIN=$(TOOLS)/bin CGO_ENABLED=1 go install -tags opa_wasm github.com/open-policy-agent/opa@$(OPA_VERSION)
 	@$(OPA) version | head -1
 

@@ -706,12 +706,26 @@ function parse(
   return { values: parsed.values as CommandContext["values"], positionals: parsed.positionals };
 }
 
+/** Names other tools use for an option, pointed to ours in the "did you mean" hint. */
+const OPTION_ALIASES: Record<string, string> = {
+  listen: "addr",
+  port: "addr",
+  address: "addr",
+  level: "log-level",
+  scopes: "scope",
+  aud: "audience",
+  exp: "ttl",
+  claim: "claims",
+};
+
 /** parseArgs' messages are written for programmers; say the same thing for users. */
 function parseErrorMessage(err: Error & { code?: string }, command: Command): string {
   const names = Object.keys(command.options);
   if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     const option = /'([^']+)'/.exec(err.message)?.[1] ?? "";
-    const near = closest(option.replace(/^-+/, "").split("=")[0]!, names);
+    const word = option.replace(/^-+/, "").split("=")[0]!;
+    const alias = OPTION_ALIASES[word];
+    const near = alias !== undefined && names.includes(alias) ? alias : closest(word, names);
     return `unknown option ${option}${near ? ` (did you mean --${near}?)` : ""}`;
   }
   if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {

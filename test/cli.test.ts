@@ -141,7 +141,7 @@ describe("smart-authz help", () => {
       stderr: "smart-authz: token: unknown option --scopes (did you mean --scope?)\n",
     });
     expect((await run(["serve", "--listen", "8190"])).stderr).toBe(
-      "smart-authz: serve: unknown option --listen\n",
+      "smart-authz: serve: unknown option --listen (did you mean --addr?)\n",
     );
     expect((await run(["token", "--scope"])).stderr).toBe(
       "smart-authz: token: option --scope needs a value\n",
