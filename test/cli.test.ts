@@ -394,7 +394,7 @@ describe("smart-authz eval and scopes", () => {
       dir,
       "eval.yaml",
       `tokens:\n  issuers:\n    - { issuer: a, audience: x, jwks: { keys: [] } }\n` +
-        `bundle: { source: ${bundle} }\npolicy: { marker: from-config }\n` +
+        `bundle: { source: ${bundle} }\npolicy: { audit: { observer: from-config } }\n` +
         `data:\n  relationships: { source: ./relationships.json }\n`,
     );
     const claims = { scope: "patient/x" };
@@ -463,6 +463,7 @@ describe("smart-authz eval and scopes", () => {
 });
 
 describe("smart-authz check-config", () => {
+  // What check-config verifies is tested in test/check-config.test.ts; here, the command line.
   const good = () =>
     writeFile(
       dir,
@@ -470,41 +471,19 @@ describe("smart-authz check-config", () => {
       `tokens:\n  issuers:\n    - issuer: https://a.example\n      audience: x\n      jwks_uri: https://a.example/jwks\nbundle:\n  source: ${bundle}\n`,
     );
 
-  it("accepts a good file, loading the bundle it names", async () => {
-    const file = good();
-    const ok = await run(["check-config", file]);
-    expect(ok).toMatchObject({ code: 0, stderr: "" });
-    expect(ok.stdout).toBe(
-      `${file}: OK\n  listen 127.0.0.1:8282\n  issuers https://a.example\n  bundle ${bundle} (revision cli-1)\n`,
-    );
-  });
-
-  it("reports every problem of a bad one with line and column (exit 2)", async () => {
+  it("checks a good file and what it names (exit 0), an invalid one with positions (exit 2)", async () => {
+    const ok = await run(["check-config", good()]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("revision cli-1");
     const bad = writeFile(
       dir,
       "bad.yaml",
-      "tokens:\n  issuers:\n    - issuer: https://a.example\n      jwks_uri: nope\nbundle: {}\n",
+      "tokens:\n  issuers:\n    - issuer: https://a.example\nbundle: {}\n",
     );
     const r = await run(["check-config", bad]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(
-      `smart-authz: invalid config (3 problems):\n` +
-        `  ${bad}:3:7: tokens.issuers[0].audience: required: the audience (a string or a list of strings) your tokens carry in \`aud\`\n` +
-        `  ${bad}:4:17: tokens.issuers[0].jwks_uri: must be an http:// or https:// URL\n` +
-        `  ${bad}:5:9: bundle.source: required\n`,
-    );
-    expect((await run(["check-config", join(dir, "absent.yaml")])).stderr).toBe(
-      `smart-authz: config file not found: ${join(dir, "absent.yaml")}\n`,
-    );
+    expect(r.stderr).toMatch(new RegExp(`${bad}:3:7: tokens.issuers\\[0\\]`));
     expect((await run(["check-config"])).code).toBe(2);
-    const badKey = writeFile(
-      dir,
-      "badkey.yaml",
-      readFileSync(good(), "utf8") + "  verification:\n    public_key: nope\n    algorithm: ES256\n",
-    );
-    expect((await run(["check-config", badKey])).stderr).toContain(
-      `${badKey}:9:17: bundle.verification.public_key: must be a PEM public key (BEGIN PUBLIC KEY), a PEM certificate or a JWK`,
-    );
   });
 
   it("fails (exit 1) when the bundle is missing, unless --config-only", async () => {
@@ -513,72 +492,14 @@ describe("smart-authz check-config", () => {
       "missing-bundle.yaml",
       readFileSync(good(), "utf8").replace(bundle, "./not-built.tar.gz"),
     );
-    expect(await run(["check-config", missing])).toMatchObject({
-      code: 1,
-      stderr: `smart-authz: bundle not found: ${join(dir, "not-built.tar.gz")}\n`,
-    });
+    expect((await run(["check-config", missing])).code).toBe(1);
     const configOnly = await run(["check-config", "--config-only", missing]);
     expect(configOnly.code).toBe(0);
-    expect(configOnly.stdout).toContain(
-      `bundle ${join(dir, "not-built.tar.gz")} (not checked: --config-only)`,
-    );
-  });
-
-  it("claims a verified signature only when it verified one: an unsigned bundle fails (exit 1)", async () => {
-    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const pub = writeFile(
-      dir,
-      "signing.pub.pem",
-      publicKey.export({ type: "spki", format: "pem" }) as string,
-    );
-    const signedConfig = writeFile(
-      dir,
-      "verify.yaml",
-      readFileSync(good(), "utf8") + `  verification:\n    public_key_file: ${pub}\n    algorithm: ES256\n`,
-    );
-    const r = await run(["check-config", signedConfig]);
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/^smart-authz: .*sign/i);
-  });
-
-  it("validates the data documents that are files", async () => {
-    const rel = writeFile(dir, "rel.json", JSON.stringify({ users: {} }));
-    const config = writeFile(
-      dir,
-      "with-data.yaml",
-      readFileSync(good(), "utf8") +
-        `data:\n  relationships: { source: ./rel.json }\n  clients: { source: "https://registry.example/c.json" }\n`,
-    );
-    const ok = await run(["check-config", config]);
-    expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain(`  data relationships ${rel} (valid)\n`);
-    expect(ok.stdout).toContain("  data clients https://registry.example/c.json (not checked: a URL)\n");
-    writeFileSync(rel, "{");
-    const bad = await run(["check-config", config]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^smart-authz: data document relationships: .*not valid JSON/);
+    expect(configOnly.stdout).toContain("--config-only");
   });
 });
 
 describe("examples/", () => {
-  it("demo.yaml is the embedded DEMO config as a file, its key in demo-jwks.json", () => {
-    const embedded = loadConfig(undefined, {});
-    const file = loadConfig(join(REPO, "examples/demo.yaml"), {});
-    const jwks = JSON.parse(readFileSync(join(REPO, "examples/demo-jwks.json"), "utf8")) as unknown;
-    expect(file.tokens.issuers[0]!.jwks).toEqual({
-      kind: "file",
-      path: join(REPO, "examples/demo-jwks.json"),
-    });
-    expect(embedded.tokens.issuers[0]!.jwks).toEqual({ kind: "inline", jwks });
-    const comparable = (c: typeof embedded) => ({
-      ...c,
-      origin: undefined,
-      tokens: { ...c.tokens, issuers: c.tokens.issuers.map((i) => ({ ...i, jwks: undefined })) },
-    });
-    expect(comparable(file)).toEqual(comparable(embedded));
-  });
-
   it("input.json is a contract input eval accepts", async () => {
     const r = await run(["eval", join(REPO, "examples/input.json"), "--bundle", bundle]);
     expect(r).toMatchObject({ code: 0, stderr: "" });
