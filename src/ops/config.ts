@@ -31,6 +31,11 @@ export interface TokensConfig {
   jwksCacheMaxAgeMs: number;
   jwksTimeoutMs: number;
   trustForwardedClaims: boolean;
+  /**
+   * Take a caller's `now` (the decision time) instead of the server clock. Off by default: a
+   * forged `now` would move break-the-glass time boxes and backdate audit records.
+   */
+  trustForwardedNow: boolean;
 }
 
 export interface BundleVerificationConfig {
@@ -63,6 +68,29 @@ export interface ServerConfig {
    * a request on a connection the service is closing (ECONNRESET, then 502/503).
    */
   keepAliveTimeoutMs: number;
+  /** Open connections at most (Node's `server.maxConnections`); more are closed at once. */
+  maxConnections: number;
+  /** A request's headers must have arrived this long after its first byte, or it gets 408. */
+  headersTimeoutMs: number;
+  /** A whole request (headers and body) must have arrived this long after its first byte, or 408. */
+  requestTimeoutMs: number;
+  /** Serve the OPA-compatible Data API (`/v1/data/...`). */
+  dataApi: boolean;
+}
+
+/**
+ * Bounds on what a caller may ask the policy to evaluate, checked before evaluation, and the rate
+ * limit on callers whose requests run into the evaluation deadline.
+ */
+export interface LimitsConfig {
+  /** Longest FHIR request URL (relative to the base, query included), in bytes. */
+  maxUrlBytes: number;
+  /** Most search parameters in one request (URL and POST _search body together). */
+  maxParameters: number;
+  /** Most occurrences of one parameter name in one request. */
+  maxParameterRepeats: number;
+  /** Token bucket of evaluation timeouts per client; `burst` 0 turns the limit off. */
+  policyTimeouts: { burst: number; refillMs: number };
 }
 
 export interface AuditConfig {
@@ -79,6 +107,8 @@ export interface LoggingConfig {
   decisions: boolean;
   /** Log raw tokens, claims and FHIR content. For local debugging only; never in production. */
   unmask: boolean;
+  /** The level of the one line logged per HTTP request ("silent": none). */
+  requests: LogLevel;
 }
 
 /**
@@ -125,6 +155,7 @@ export interface Config {
   bundle: BundleConfig;
   logging: LoggingConfig;
   gateway: GatewayConfig;
+  limits: LimitsConfig;
   pool: PoolSettings;
   /** `data:`: documents loaded beside the bundle, by name (`relationships`, `clients`). */
   data: Record<string, DataDocumentConfig>;
@@ -346,7 +377,7 @@ class Validator {
     const top = this.object(
       root,
       [],
-      ["server", "tokens", "bundle", "data", "logging", "gateway", "audit", "policy"],
+      ["server", "tokens", "bundle", "data", "logging", "gateway", "limits", "audit", "policy"],
     );
     if (!top) return undefined;
     const server = this.server(top.server, ["server"]);
@@ -354,6 +385,7 @@ class Validator {
     const bundle = this.bundle(top.bundle, ["bundle"]);
     const logging = this.logging(top.logging, ["logging"]);
     const gateway = this.gateway(top.gateway, ["gateway"]);
+    const limits = this.limits(top.limits, ["limits"]);
     const data = this.dataDocuments(top.data, ["data"]);
     const audit =
       top.audit === undefined || top.audit === null ? undefined : this.audit(top.audit, ["audit"]);
@@ -362,10 +394,23 @@ class Validator {
       const p = this.object(top.policy, ["policy"], null);
       if (p) policy = p;
     }
-    if (!server || !tokens || !bundle || !logging || !gateway || !data) return undefined;
+    if (!server || !tokens || !bundle || !logging || !gateway || !limits || !data) return undefined;
     if (top.audit !== undefined && top.audit !== null && !audit) return undefined;
     const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
-    return { origin, server, tokens, bundle, logging, gateway, pool: {}, data, audit, policy, demo };
+    return {
+      origin,
+      server,
+      tokens,
+      bundle,
+      logging,
+      gateway,
+      limits,
+      pool: {},
+      data,
+      audit,
+      policy,
+      demo,
+    };
   }
 
   private server(value: unknown, path: Path): ServerConfig | undefined {
@@ -378,6 +423,10 @@ class Validator {
             "shutdown_grace_seconds",
             "fhir_base_path",
             "keep_alive_timeout_seconds",
+            "max_connections",
+            "headers_timeout_seconds",
+            "request_timeout_seconds",
+            "data_api",
           ]);
     if (!o) return undefined;
     let host = "127.0.0.1";
@@ -408,6 +457,27 @@ class Validator {
       1,
       3600,
     );
+    const maxConnections = this.number(o.max_connections, [...path, "max_connections"], 1024, 1, 1_000_000);
+    const headersTimeout = this.number(
+      o.headers_timeout_seconds,
+      [...path, "headers_timeout_seconds"],
+      10,
+      1,
+      600,
+    );
+    const requestTimeout = this.number(
+      o.request_timeout_seconds,
+      [...path, "request_timeout_seconds"],
+      30,
+      1,
+      3600,
+    );
+    if (requestTimeout < headersTimeout) {
+      this.issue(
+        [...path, "request_timeout_seconds"],
+        `must be at least headers_timeout_seconds (${headersTimeout}): the headers are part of the request`,
+      );
+    }
     return {
       host,
       port,
@@ -415,6 +485,10 @@ class Validator {
       shutdownGraceMs: grace * 1000,
       fhirBasePath,
       keepAliveTimeoutMs: keepAlive * 1000,
+      maxConnections,
+      headersTimeoutMs: headersTimeout * 1000,
+      requestTimeoutMs: requestTimeout * 1000,
+      dataApi: this.boolean(o.data_api, [...path, "data_api"], true),
     };
   }
 
@@ -428,6 +502,7 @@ class Validator {
       "jwks_cache_max_age_seconds",
       "jwks_timeout_ms",
       "trust_forwarded_claims",
+      "trust_forwarded_now",
     ]);
     if (!o) return undefined;
     const issuers: IssuerConfig[] = [];
@@ -481,6 +556,7 @@ class Validator {
         [...path, "trust_forwarded_claims"],
         false,
       ),
+      trustForwardedNow: this.boolean(o.trust_forwarded_now, [...path, "trust_forwarded_now"], false),
     };
   }
 
@@ -675,18 +751,56 @@ class Validator {
   }
 
   private logging(value: unknown, path: Path): LoggingConfig | undefined {
-    const o = value === undefined ? {} : this.object(value, path, ["level", "decisions", "unmask"]);
+    const o =
+      value === undefined ? {} : this.object(value, path, ["level", "decisions", "unmask", "requests"]);
     if (!o) return undefined;
-    let level: LogLevel = "info";
-    if (o.level !== undefined) {
-      if (typeof o.level === "string" && LOG_LEVELS.includes(o.level as LogLevel))
-        level = o.level as LogLevel;
-      else this.issue([...path, "level"], `must be one of ${LOG_LEVELS.join(", ")}`);
-    }
     return {
-      level,
+      level: this.logLevel(o.level, [...path, "level"], "info"),
       decisions: this.boolean(o.decisions, [...path, "decisions"], true),
       unmask: this.boolean(o.unmask, [...path, "unmask"], false),
+      requests: this.logLevel(o.requests, [...path, "requests"], "debug"),
+    };
+  }
+
+  private logLevel(value: unknown, path: Path, fallback: LogLevel): LogLevel {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value === "string" && LOG_LEVELS.includes(value as LogLevel)) return value as LogLevel;
+    this.issue(path, `must be one of ${LOG_LEVELS.join(", ")}`);
+    return fallback;
+  }
+
+  private limits(value: unknown, path: Path): LimitsConfig | undefined {
+    const o =
+      value === undefined || value === null
+        ? {}
+        : this.object(value, path, [
+            "max_url_bytes",
+            "max_parameters",
+            "max_parameter_repeats",
+            "policy_timeouts",
+          ]);
+    if (!o) return undefined;
+    const t =
+      o.policy_timeouts === undefined || o.policy_timeouts === null
+        ? {}
+        : this.object(o.policy_timeouts, [...path, "policy_timeouts"], ["burst", "refill_seconds"]);
+    if (!t) return undefined;
+    return {
+      maxUrlBytes: this.size(o.max_url_bytes, [...path, "max_url_bytes"], 8 * 1024),
+      maxParameters: this.number(o.max_parameters, [...path, "max_parameters"], 100, 1, 10_000),
+      maxParameterRepeats: this.number(
+        o.max_parameter_repeats,
+        [...path, "max_parameter_repeats"],
+        20,
+        1,
+        10_000,
+      ),
+      policyTimeouts: {
+        burst: this.number(t.burst, [...path, "policy_timeouts", "burst"], 3, 0, 1000),
+        refillMs:
+          this.number(t.refill_seconds, [...path, "policy_timeouts", "refill_seconds"], 20, 0.001, 86_400) *
+          1000,
+      },
     };
   }
 
