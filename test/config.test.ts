@@ -45,6 +45,10 @@ describe("config", () => {
       port: 9000,
       bodyLimitBytes: 1024 * 1024,
       fhirBasePath: "/",
+      maxConnections: 1024,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      dataApi: true,
     });
     expect(c.tokens.issuers[0]).toEqual({
       issuer: "https://issuer.example",
@@ -56,14 +60,59 @@ describe("config", () => {
       clockToleranceSeconds: 30,
       maxTokenBytes: 16384,
       trustForwardedClaims: false,
+      trustForwardedNow: false,
+    });
+    expect(c.limits).toEqual({
+      maxUrlBytes: 8192,
+      maxParameters: 100,
+      maxParameterRepeats: 20,
+      policyTimeouts: { burst: 3, refillMs: 20_000 },
     });
     expect(c.bundle.source).toEqual({ kind: "file", path: "/etc/smart-authz/bundle.tar.gz" });
     // The policy section reaches the policy exactly as written: the bundle's defaults fill the rest.
     expect(c.policy).toEqual({ deny: { hidden_status: 403 } });
-    expect(c.logging).toEqual({ level: "info", decisions: true, unmask: false });
+    expect(c.logging).toEqual({ level: "info", decisions: true, unmask: false, requests: "debug" });
     expect(c.demo).toBe(false);
     expect(c.audit).toBeUndefined();
     expect(c.server.keepAliveTimeoutMs).toBe(65_000);
+  });
+
+  it("reads the request limits, connection bounds and trust switches", () => {
+    const text = VALID.replace(
+      '  listen: "0.0.0.0:9000"',
+      '  listen: "0.0.0.0:9000"\n  max_connections: 50\n  headers_timeout_seconds: 2\n  request_timeout_seconds: 5\n  data_api: false',
+    ).concat(
+      "limits:\n  max_url_bytes: 4kb\n  max_parameters: 10\n  max_parameter_repeats: 2\n  policy_timeouts: { burst: 0, refill_seconds: 1 }\n",
+    );
+    const c = parseConfig(text, "cfg.yaml", "/etc/smart-authz");
+    expect(c.server).toMatchObject({
+      maxConnections: 50,
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 5000,
+      dataApi: false,
+    });
+    expect(c.limits).toEqual({
+      maxUrlBytes: 4096,
+      maxParameters: 10,
+      maxParameterRepeats: 2,
+      policyTimeouts: { burst: 0, refillMs: 1000 },
+    });
+    const bad = VALID.replace(
+      '  listen: "0.0.0.0:9000"',
+      '  listen: "0.0.0.0:9000"\n  headers_timeout_seconds: 20\n  request_timeout_seconds: 5',
+    )
+      .replace("  issuers:", "  trust_forwarded_now: maybe\n  issuers:")
+      .concat("limits:\n  max_parameters: 0\n  policy: 1\n");
+    expect(problems(bad)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /server\.request_timeout_seconds: must be at least headers_timeout_seconds \(20\)/,
+        ),
+        expect.stringMatching(/tokens\.trust_forwarded_now: must be true or false/),
+        expect.stringMatching(/limits\.max_parameters: must be a number from 1 to 10000, got number 0/),
+        expect.stringMatching(/limits\.policy: unknown field/),
+      ]),
+    );
   });
 
   it("reads the audit section and the keep-alive timeout, resolving the audit path against the file", () => {
@@ -143,7 +192,7 @@ describe("config", () => {
     const text = VALID.replace("  issuers:", "  isuers: []\n  issuers:");
     expect(problems(text)).toEqual(['4:3 tokens.isuers: unknown field; did you mean "issuers"?']);
     expect(problems(VALID.replace("  issuers:", "  frobnicate: []\n  issuers:"))).toEqual([
-      "4:3 tokens.frobnicate: unknown field; expected one of issuers, clock_tolerance_seconds, max_token_bytes, cache_max_entries, jwks_cooldown_seconds, jwks_cache_max_age_seconds, jwks_timeout_ms, trust_forwarded_claims",
+      "4:3 tokens.frobnicate: unknown field; expected one of issuers, clock_tolerance_seconds, max_token_bytes, cache_max_entries, jwks_cooldown_seconds, jwks_cache_max_age_seconds, jwks_timeout_ms, trust_forwarded_claims, trust_forwarded_now",
     ]);
     // A required field misspelt is one problem, at the typo, not also a missing field.
     expect(problems(VALID.replace("  source: ./bundle.tar.gz", "  sourse: ./bundle.tar.gz"))).toEqual([

@@ -121,13 +121,17 @@ describe("POST /v1/decision", () => {
     expect(r.headers.get("x-decision")).toBe("allow");
   });
 
-  it("takes the token from a forwarded Authorization header and keeps a given `now`", async () => {
+  it("takes the token from a forwarded Authorization header and decides at the server's time, not a given `now` (L3)", async () => {
     const token = await issuer.token();
+    const before = Date.now();
     const r = await call("POST", "/v1/decision", {
       body: { request: GET_OBS, now: "2026-11-22T10:00:00Z" },
       headers: { authorization: `Bearer ${token}` },
     });
-    expect(r.body).toMatchObject({ decision: "allow", now: "2026-11-22T10:00:00Z" });
+    expect(r.body.decision).toBe("allow");
+    expect(r.body.now).not.toBe("2026-11-22T10:00:00Z");
+    expect(Date.parse(r.body.now)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Date.parse(r.body.now)).toBeLessThanOrEqual(Date.now() + 1000);
   });
 
   it("answers 200 with the deny in default mode, and mirrors it with insufficient_scope in gateway mode", async () => {
@@ -400,14 +404,17 @@ describe("/v1/gateway (Envoy ext_authz, NGINX auth_request)", () => {
 
 describe("POST /v1/data/{path} (OPA Data API)", () => {
   it("evaluates an entrypoint like OPA: {input} -> {result, decision_id}", async () => {
+    const token = await issuer.token();
     const r = await call("POST", "/v1/data/smart/api/decision", {
-      body: { input: { claims: { scope: "patient/Observation.rs" }, request: GET_OBS } },
+      body: { input: { token, request: GET_OBS } },
     });
     expect(r.status).toBe(200);
     expect(r.body.result).toMatchObject({ decision: "allow" });
     expect(r.body.decision_id).toMatch(/^[0-9a-f-]{36}$/);
     const scopes = await call("POST", "/v1/data/smart/api/scopes", { body: { input: { scope: "a b" } } });
     expect(scopes.body.result).toEqual(["a", "b"]);
+    const get = await call("GET", `/v1/data/smart/api/scopes?input=${encodeURIComponent('{"scope":"c"}')}`);
+    expect(get.body.result).toEqual(["c"]);
   });
 
   it("answers OPA-style errors for unknown paths and bad input", async () => {
@@ -417,10 +424,10 @@ describe("POST /v1/data/{path} (OPA Data API)", () => {
       code: "resource_not_found",
       message: 'unknown entrypoint "smart/api/nope"; this policy has smart/api/decision, smart/api/scopes',
     });
-    const noInput = await call("POST", "/v1/data/smart/api/decision", { body: { inptu: {} } });
-    expect(noInput.body).toEqual({
+    const notAnObject = await call("POST", "/v1/data/smart/api/decision", { body: { input: [1] } });
+    expect(notAnObject.body).toEqual({
       code: "invalid_parameter",
-      message: '"input" is required and must be a JSON object',
+      message: '"input" must be a JSON object',
     });
     expect((await call("POST", "/v1/data/smart/api/decision", { raw: "{nope" })).body.code).toBe(
       "invalid_parameter",
@@ -462,7 +469,7 @@ describe("audit obligations", () => {
     });
 
     const data = await call("POST", "/v1/data/smart/api/decision", {
-      body: { input: { claims: { scope: "patient/Observation.rs" }, request: AUDITED } },
+      body: { input: { token, request: AUDITED } },
     });
     expect(data.status).toBe(200);
     expect(data.body.result.decision).toBe("allow");
@@ -517,7 +524,7 @@ describe("audit obligations", () => {
       expect(gateway.body.reasons[0].code).toBe("audit-unavailable");
       const data = await call("POST", "/v1/data/smart/api/decision", {
         base: broken.url,
-        body: { input: { claims: { scope: "patient/Observation.rs" }, request: AUDITED } },
+        body: { input: { token, request: AUDITED } },
       });
       expect(data.body.result).toMatchObject({ decision: "deny", reasons: [{ code: "audit-unavailable" }] });
       // Decisions that need no audit record are unaffected.
@@ -624,15 +631,51 @@ describe("bundle hot reload", () => {
 describe("other configurations", () => {
   it("keeps idle connections open longer than gateways' upstream idle timeouts (H-4)", async () => {
     expect(service.server.keepAliveTimeout).toBe(65_000);
-    expect(service.server.headersTimeout).toBe(66_000);
+    // The request clocks run from a request's first byte, so they are independent of keep-alive.
+    expect(service.server.headersTimeout).toBe(10_000);
+    expect(service.server.requestTimeout).toBe(30_000);
     const { service: custom } = await start(configSpec({ server: { keep_alive_timeout_seconds: 400 } }));
     try {
       expect(custom.server.keepAliveTimeout).toBe(400_000);
-      expect(custom.server.headersTimeout).toBe(401_000);
-      expect(custom.server.requestTimeout).toBeGreaterThan(401_000);
     } finally {
       await custom.close();
     }
+  });
+
+  it("logs every request at logging.requests, pino-http style, without tokens, bodies or patient ids", async () => {
+    const sink = new LogSink();
+    const { service: logged } = await start(configSpec({ logging: { requests: "info" } }), sink);
+    try {
+      const token = await issuer.token();
+      await call("POST", "/v1/decision", { base: logged.url, body: { token, request: GET_OBS } });
+      await call("GET", "/v1/gateway/fhir/Patient/123?name=secret", {
+        base: logged.url,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await call("GET", "/health", { base: logged.url });
+      await new Promise((r) => setTimeout(r, 50));
+      const lines = sink.find("request completed");
+      expect(lines.map((l) => (l.req as { route: string }).route)).toEqual([
+        "/v1/decision",
+        "/v1/gateway/{fhirPath}",
+        "/health",
+      ]);
+      expect(lines[1]).toMatchObject({
+        level: 30,
+        req: { method: "GET", url: "[masked]", remoteAddress: expect.any(String) },
+        res: { statusCode: 200 },
+        responseTime: expect.any(Number),
+        decision_id: expect.any(String),
+      });
+      const raw = sink.raw.join("\n");
+      expect(raw).not.toContain(token);
+      expect(raw).not.toContain("secret");
+      expect(raw).not.toContain("Patient/123");
+    } finally {
+      await logged.close();
+    }
+    // The default level is debug, below the service's info: no request lines.
+    expect(logs.find("request completed")).toEqual([]);
   });
 
   it("accepts forwarded claims only when trust_forwarded_claims is on", async () => {

@@ -33,7 +33,7 @@ decision := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
 	input_problem
 } else := batch_decision if {
 	classified.interaction in {"batch", "transaction"}
-} else := audited(classified_decision(classified, input.request, object.get(input, "resource", null), object.get(input, "response", null)))
+} else := audited(search_body_guard(classified_decision(classified, input.request, object.get(input, "resource", null), object.get(input, "response", null))))
 
 # The input request, classified once (a rule is evaluated once per query; a function call is not).
 classified := request.classify(input.request)

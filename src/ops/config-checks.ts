@@ -23,6 +23,7 @@ export function checkSemantics(root: unknown, issues: Issues, context: CheckCont
   if (!config) return;
   listenAddress(config, issues);
   sizes(config, issues);
+  requestTimeouts(config, issues);
   jwksSources(config, issues);
   uniqueIssuers(config, issues);
   inlineJwks(config, issues);
@@ -44,7 +45,10 @@ function listenAddress(config: Raw, issues: Issues): void {
 
 /** Sizes (`body_limit`, `max_size`): the schema checks the spelling, this the magnitude. */
 function sizes(config: Raw, issues: Issues): void {
-  const at: [Path, unknown][] = [[["server", "body_limit"], asObject(config.server)?.body_limit]];
+  const at: [Path, unknown][] = [
+    [["server", "body_limit"], asObject(config.server)?.body_limit],
+    [["limits", "max_url_bytes"], asObject(config.limits)?.max_url_bytes],
+  ];
   for (const [name, doc] of Object.entries(asObject(config.data) ?? {})) {
     at.push([["data", name, "max_size"], asObject(doc)?.max_size]);
   }
@@ -52,6 +56,19 @@ function sizes(config: Raw, issues: Issues): void {
     if (value === undefined || issues.reported(path)) continue;
     const size = parseSize(value);
     if (typeof size === "string") issues.add(path, size);
+  }
+}
+
+/** A request's headers are part of it: its timeout cannot be shorter than theirs. */
+function requestTimeouts(config: Raw, issues: Issues): void {
+  const server = asObject(config.server);
+  const headers = server?.headers_timeout_seconds ?? 10;
+  const request = server?.request_timeout_seconds;
+  if (typeof request === "number" && typeof headers === "number" && request < headers) {
+    issues.add(
+      ["server", "request_timeout_seconds"],
+      `must be at least headers_timeout_seconds (${headers}): the headers are part of the request`,
+    );
   }
 }
 

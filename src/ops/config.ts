@@ -38,6 +38,11 @@ export interface TokensConfig {
   jwksCacheMaxAgeMs: number;
   jwksTimeoutMs: number;
   trustForwardedClaims: boolean;
+  /**
+   * Take a caller's `now` (the decision time) instead of the server clock. Off by default: a
+   * forged `now` would move break-the-glass time boxes and backdate audit records.
+   */
+  trustForwardedNow: boolean;
 }
 
 export interface BundleVerificationConfig {
@@ -70,6 +75,29 @@ export interface ServerConfig {
    * a request on a connection the service is closing (ECONNRESET, then 502/503).
    */
   keepAliveTimeoutMs: number;
+  /** Open connections at most (Node's `server.maxConnections`); more are closed at once. */
+  maxConnections: number;
+  /** A request's headers must have arrived this long after its first byte, or it gets 408. */
+  headersTimeoutMs: number;
+  /** A whole request (headers and body) must have arrived this long after its first byte, or 408. */
+  requestTimeoutMs: number;
+  /** Serve the OPA-compatible Data API (`/v1/data/...`). */
+  dataApi: boolean;
+}
+
+/**
+ * Bounds on what a caller may ask the policy to evaluate, checked before evaluation, and the rate
+ * limit on callers whose requests run into the evaluation deadline.
+ */
+export interface LimitsConfig {
+  /** Longest FHIR request URL (relative to the base, query included), in bytes. */
+  maxUrlBytes: number;
+  /** Most search parameters in one request (URL and POST _search body together). */
+  maxParameters: number;
+  /** Most occurrences of one parameter name in one request. */
+  maxParameterRepeats: number;
+  /** Token bucket of evaluation timeouts per client; `burst` 0 turns the limit off. */
+  policyTimeouts: { burst: number; refillMs: number };
 }
 
 export interface AuditConfig {
@@ -86,6 +114,8 @@ export interface LoggingConfig {
   decisions: boolean;
   /** Log raw tokens, claims and FHIR content. For local debugging only; never in production. */
   unmask: boolean;
+  /** The level of the one line logged per HTTP request ("silent": none). */
+  requests: LogLevel;
 }
 
 /**
@@ -132,6 +162,7 @@ export interface Config {
   bundle: BundleConfig;
   logging: LoggingConfig;
   gateway: GatewayConfig;
+  limits: LimitsConfig;
   pool: PoolSettings;
   /** `data:`: documents loaded beside the bundle, by name (`relationships`, `clients`). */
   data: Record<string, DataDocumentConfig>;
@@ -241,6 +272,10 @@ interface FileConfig {
     shutdown_grace_seconds: number;
     fhir_base_path: string;
     keep_alive_timeout_seconds: number;
+    max_connections: number;
+    headers_timeout_seconds: number;
+    request_timeout_seconds: number;
+    data_api: boolean;
   };
   tokens: {
     issuers: {
@@ -258,6 +293,7 @@ interface FileConfig {
     jwks_cache_max_age_seconds: number;
     jwks_timeout_ms: number;
     trust_forwarded_claims: boolean;
+    trust_forwarded_now: boolean;
   };
   bundle: {
     source: string;
@@ -277,6 +313,12 @@ interface FileConfig {
   > | null;
   logging: LoggingConfig;
   gateway: { enforcing: { name: string; key_env: string }[] | null } | null;
+  limits: {
+    max_url_bytes: string | number;
+    max_parameters: number;
+    max_parameter_repeats: number;
+    policy_timeouts: { burst: number; refill_seconds: number };
+  };
   audit: { path: string; sync: AuditConfig["sync"] } | null;
 }
 
@@ -303,6 +345,7 @@ function buildConfig(
     jwksCacheMaxAgeMs: t.jwks_cache_max_age_seconds * 1000,
     jwksTimeoutMs: t.jwks_timeout_ms,
     trustForwardedClaims: t.trust_forwarded_claims,
+    trustForwardedNow: t.trust_forwarded_now,
   };
   return {
     origin,
@@ -312,6 +355,10 @@ function buildConfig(
       shutdownGraceMs: s.shutdown_grace_seconds * 1000,
       fhirBasePath: s.fhir_base_path,
       keepAliveTimeoutMs: s.keep_alive_timeout_seconds * 1000,
+      maxConnections: s.max_connections,
+      headersTimeoutMs: s.headers_timeout_seconds * 1000,
+      requestTimeoutMs: s.request_timeout_seconds * 1000,
+      dataApi: s.data_api,
     },
     tokens,
     bundle: {
@@ -331,6 +378,15 @@ function buildConfig(
     logging: { ...file.logging },
     gateway: {
       enforcing: (file.gateway?.enforcing ?? []).map((g) => ({ name: g.name, keyEnv: g.key_env, key: "" })),
+    },
+    limits: {
+      maxUrlBytes: parseSize(file.limits.max_url_bytes) as number,
+      maxParameters: file.limits.max_parameters,
+      maxParameterRepeats: file.limits.max_parameter_repeats,
+      policyTimeouts: {
+        burst: file.limits.policy_timeouts.burst,
+        refillMs: file.limits.policy_timeouts.refill_seconds * 1000,
+      },
     },
     pool: {},
     data: Object.fromEntries(

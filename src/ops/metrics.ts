@@ -15,6 +15,8 @@ export interface Metrics {
   bundleFailures: Counter;
   bundleLoadedAt: Gauge;
   inFlight: Gauge;
+  policyTimeouts: Counter;
+  rateLimited: Counter<"endpoint">;
   /** Marks `revision` as the active one (the info gauge carries exactly one series). */
   setRevision(revision: string): void;
 }
@@ -73,6 +75,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     help: "HTTP requests being handled.",
     registers: [registry],
   });
+  const policyTimeouts = new Counter({
+    name: "smart_authz_policy_timeouts_total",
+    help: "Evaluations stopped at their deadline (the worker was replaced; the caller got a policy-timeout deny).",
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: "smart_authz_rate_limited_total",
+    help: "Requests refused with 429 because their client ran into the evaluation deadline too often.",
+    labelNames: ["endpoint"] as const,
+    registers: [registry],
+  });
   return {
     registry,
     decisions,
@@ -84,6 +97,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     bundleFailures,
     bundleLoadedAt,
     inFlight,
+    policyTimeouts,
+    rateLimited,
     setRevision(revision: string) {
       bundleInfo.reset();
       bundleInfo.set({ revision }, 1);
