@@ -109,7 +109,7 @@ describe("config", () => {
           /server\.request_timeout_seconds: must be at least headers_timeout_seconds \(20\)/,
         ),
         expect.stringMatching(/tokens\.trust_forwarded_now: must be true or false/),
-        expect.stringMatching(/limits\.max_parameters: must be a number from 1 to 10000, got number 0/),
+        expect.stringMatching(/limits\.max_parameters: must be a whole number from 1 to 10000, got number 0/),
         expect.stringMatching(/limits\.policy: unknown field/),
       ]),
     );
