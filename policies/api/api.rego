@@ -335,12 +335,7 @@ audit_obligations(d) := label_obligations if {
 # Only labelled resources can need a label audit record: skip the work when nothing is labelled.
 any_labelled_input if {
 	some r in array.concat([x | x := input_resource], response_resources)
-	count(object.get(r, ["meta", "security"], [])) > 0
-}
-
-any_labelled_input if {
-	some r in array.concat([x | x := input_resource], response_resources)
-	count(object.get(r, "contained", [])) > 0
+	label.may_carry_labels(r)
 }
 
 btg_obligations(d) := [label.audit_obligation("btg-access", [ref_of(r, -1) | some r in lifted], overridden, "0") |

@@ -200,42 +200,101 @@ canonical(system) := object.get(system_aliases, system, system)
 # title: labels
 # description: |
 #   The resource's security labels as {system, code}: its own `meta.security` and that of its
-#   contained resources (released with it). A coding without a system is read as the
-#   confidentiality or sensitivity code it spells; a confidentiality coding without a usable
-#   code gets code "" (unknown, so restricting).
-labels(resource) := {l | some node in label_nodes(resource); some x in security_codings(node); l := label_of(x)}
-
-label_nodes(resource) := array.concat([resource], [c | some c in contained(resource); is_object(c)]) if is_object(resource)
-
-label_nodes(resource) := [] if not is_object(resource)
-
-contained(resource) := resource.contained if fhir.array_member(resource, "contained")
-
-contained(resource) := [] if not fhir.array_member(resource, "contained")
-
-security_codings(node) := [x | some x in fhir.as_list(object.get(node, ["meta", "security"], [])); is_object(x)]
-
-label_of(x) := {"system": canonical(x.system), "code": x.code} if {
-	is_string(x.system)
-	is_string(x.code)
+#   contained resources (released with it); `meta.security` and `contained` may be an array or a
+#   single object. A coding without a system is read as the restricting confidentiality code or
+#   the sensitivity code it spells; a confidentiality coding without a code gets code "" (unknown,
+#   so restricting). Whatever cannot be read with certainty is the `unreadable_label`, which
+#   restricts (fail closed): `meta` or `meta.security` of another JSON type, an entry that is not
+#   a Coding, a system or code that is not a non-empty string without surrounding blanks, a coding
+#   without a system that spells no such code, a coding without a code outside
+#   v3-Confidentiality, a contained entry that is not a resource or contains resources itself.
+labels(resource) := node_labels(resource) | {l | some c in contained(resource); some l in contained_labels(c)} if {
+	is_object(resource)
 }
 
-label_of(x) := {"system": confidentiality_system, "code": ""} if {
+labels(resource) := set() if not is_object(resource)
+
+# METADATA
+# title: may_carry_labels
+# description: |
+#   Cheap test: the resource has something `labels` reads (meta.security, contained, an odd meta).
+may_carry_labels(resource) if present(resource, "contained")
+
+may_carry_labels(resource) if {
+	present(resource, "meta")
+	not is_object(resource.meta)
+}
+
+may_carry_labels(resource) if object.get(resource, ["meta", "security"], []) != []
+
+# An explicit JSON null holds nothing (FHIR JSON has no nulls).
+present(x, k) if object.get(x, k, null) != null
+
+contained(resource) := fhir.as_list(resource.contained) if present(resource, "contained")
+
+contained(resource) := [] if not present(resource, "contained")
+
+# FHIR R4: "contained resources SHALL NOT contain additional contained resources".
+contained_labels(c) := node_labels(c) | {unreadable_label | present(c, "contained")} if is_object(c)
+
+contained_labels(c) := {unreadable_label} if not is_object(c)
+
+node_labels(node) := {label_of(x) | some x in security_items(node)} | {unreadable_label | meta_unreadable(node)}
+
+security_items(node) := fhir.as_list(node.meta.security) if {
+	is_object(node.meta)
+	readable_security(node.meta.security)
+} else := []
+
+readable_security(s) if is_array(s)
+
+readable_security(s) if is_object(s)
+
+meta_unreadable(node) if {
+	present(node, "meta")
+	not is_object(node.meta)
+}
+
+meta_unreadable(node) if {
+	is_object(node.meta)
+	present(node.meta, "security")
+	not readable_security(node.meta.security)
+}
+
+# METADATA
+# title: unreadable_label
+# description: |
+#   The label of a security label that cannot be read: it restricts, and only a right covering
+#   every label (confidentiality V and sensitivity "*") or break-the-glass lifts it.
+unreadable_label := {"system": "https://smart-authz.dev/fhir/CodeSystem/label-reading", "code": "unreadable"}
+
+label_of(x) := unreadable_label if {
+	not is_object(x)
+} else := unreadable_label if {
+	present(x, "system")
+	not well_formed(x.system)
+} else := unreadable_label if {
+	present(x, "code")
+	not well_formed(x.code)
+} else := {"system": canonical(x.system), "code": x.code} if {
 	is_string(x.system)
+	is_string(x.code)
+} else := {"system": confidentiality_system, "code": ""} if {
 	canonical(x.system) == confidentiality_system
-	not fhir.string_member(x, "code")
-}
+} else := {"system": confidentiality_system, "code": x.code} if {
+	not present(x, "system")
+	restricting({"system": confidentiality_system, "code": x.code})
+	confidentiality_ranks[x.code]
+} else := {"system": act_code_system, "code": x.code} if {
+	not present(x, "system")
+	not confidentiality_ranks[x.code]
+	sensitivity_code(x.code)
+} else := unreadable_label
 
-label_of(x) := {"system": unqualified_system(x.code), "code": x.code} if {
-	not fhir.string_member(x, "system")
-	is_string(x.code)
-}
-
-unqualified_system(code) := confidentiality_system if confidentiality_ranks[code]
-
-unqualified_system(code) := act_code_system if {
-	not confidentiality_ranks[code]
-	sensitivity_code(code)
+well_formed(s) if {
+	is_string(s)
+	s != ""
+	trim_space(s) == s
 }
 
 sensitivity_code(code) if sensitivity_ancestors[code]
@@ -257,6 +316,8 @@ restricting(l) if {
 	some s in sensitivity_config
 	subsumed_by(l.code, s)
 }
+
+restricting(l) if l == unreadable_label
 
 # Unknown confidentiality codes (retired B, D, I, C, S, T, a typo, a newer code) are treated
 # as very restricted: fail closed.
@@ -290,6 +351,14 @@ covered(l) if {
 	some r in held_rights
 	some s in object.get(r, "sensitivity", [])
 	right_covers_sensitivity(l.code, s)
+}
+
+covered(l) if {
+	l == unreadable_label
+	some r in held_rights
+	is_string(r.confidentiality)
+	confidentiality_ranks[r.confidentiality] >= top_rank
+	"*" in object.get(r, "sensitivity", [])
 }
 
 right_covers_sensitivity(_, "*")
