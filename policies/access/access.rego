@@ -555,19 +555,38 @@ operation_context_verdict(c, g) := patient_context_missing if {
 # description: |
 #   Whether a resource returned by the server may be released: some grant with r or s on its
 #   type must cover it (compartment for patient/ grants, constraints for constrained grants).
-visibility(resource) := label_gate(scope_visibility(resource), resource)
+visibility(resource) := label_gate(scope_visibility(resource), resource, ["r", "s"])
 
 # METADATA
 # title: label_gate
 # description: |
 #   Security labels apply after scopes: a verdict the scopes allow is still denied when the
 #   resource carries a label this token holds no right to, unless break-the-glass lifts it.
-#   Labels never widen what scopes allow.
-label_gate(v, resource) := v if {
+#   Labels never widen what scopes allow. `letters`: the permissions the access uses.
+label_gate(v, resource, letters) := v if {
 	v.decision == "deny"
 } else := v if {
 	not is_object(resource)
-} else := verdict.all_of(v, without_btg(label.resource_verdict(resource)))
+} else := verdict.all_of(v, without_btg(label_verdict(resource, letters)))
+
+# METADATA
+# title: label_verdict
+# description: |
+#   The label verdict for an access to `resource` with one of `letters`. Break-the-glass is a
+#   patient app's (smart.label) when no user/ or system/ grant of the token reaches the resource
+#   on its own: the grant that allows the access decides, not the token as a whole.
+label_verdict(resource, letters) := label.resource_verdict_via(resource, reached_only_through_patient_grants(resource, letters))
+
+reached_only_through_patient_grants(resource, letters) := false if {
+	some g in grant.for_any(resource_type_of(resource), letters)
+	g.context != "patient"
+	grant_visibility(g, resource).decision == "allow"
+} else := true
+
+# The letters an interaction uses on its data; an operation reads it.
+label_letters(c) := c.letters if count(object.get(c, "letters", [])) > 0
+
+label_letters(c) := ["r", "s"] if count(object.get(c, "letters", [])) == 0
 
 without_btg(lv) := verdict.allow if lv.decision == "allow"
 

@@ -67,7 +67,7 @@ checks_response(v, response) if {
 }
 
 # Scopes first, then the stored instance's security labels.
-decided(c, req, resource) := access.label_gate(access.decide(c, req, resource), resource) if {
+decided(c, req, resource) := access.label_gate(access.decide(c, req, resource), resource, access.label_letters(c)) if {
 	c.level == "instance"
 } else := access.decide(c, req, resource)
 
@@ -338,11 +338,17 @@ any_labelled_input if {
 	label.may_carry_labels(r)
 }
 
-btg_obligations(d) := [label.audit_obligation("btg-access", [ref_of(r, -1) | some r in lifted], overridden, "0") |
-	lifted := [r | some r in released(d); label.resource_verdict(r).btg]
+btg_obligations(d) := [label.audit_obligation("btg-access", [ref_of(x.resource, -1) | some x in lifted], overridden, "0") |
+	lifted := [x | some x in released_label_verdicts(d); x.verdict.btg]
 	count(lifted) > 0
-	overridden := sort({l | some r in lifted; some l in label.resource_verdict(r).overridden})
+	overridden := sort({l | some x in lifted; some l in x.verdict.overridden})
 ]
+
+# The label verdict of every released resource, for the access that released it (smart.access).
+released_label_verdicts(d) := array.concat(
+	[{"resource": r, "verdict": access.label_verdict(r, access.label_letters(classified))} | some r in released_stored(d)],
+	[{"resource": r, "verdict": access.label_verdict(r, ["r", "s"])} | some r in released_response(d)],
+)
 
 label_denied_obligations(d) := [label.audit_obligation("label-denied", [ref_of(r, -1) | some r in hidden], labels, "4") |
 	hidden := label_hidden(d)
@@ -366,8 +372,6 @@ response_resources := [] if not input_response
 
 # Resources the decision releases: the stored instance of an allowed interaction, and every
 # response resource that was not dropped.
-released(d) := array.concat(released_stored(d), released_response(d))
-
 released_stored(d) := [input_resource] if {
 	d.decision != "deny"
 	input_resource

@@ -441,3 +441,41 @@ test_every_decision_can_be_audited_by_configuration if {
 	x := decide("user/Condition.rs", {"fhirUser": "Practitioner/9"}, get("Observation/o1"), {"now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
 	count(x.obligations) == 1
 }
+
+# L7: the patient-app exclusion of break-the-glass is decided per grant that reaches the data.
+test_break_the_glass_is_refused_on_data_reached_only_through_a_patient_grant if {
+	ctx := object.union(btg_claims, {"patient": "123"})
+	extra := {"resource": hiv_obs("h1"), "now": "2026-11-22T10:00:00Z"}
+	d := decide("patient/Observation.rs user/Basic.r", ctx, btg_get("Observation/h1"), extra) with data.config as btg_config
+	d.decision == "deny"
+	d.reasons[0].code == "label-restricted"
+	d.status == 404
+	[o.type | some o in d.obligations] == ["audit"]
+	d.obligations[0].event.type.code == "110113"
+
+	# A user/ grant that reaches the same resource lets the user break the glass.
+	u := decide("patient/Observation.rs user/Observation.r", ctx, btg_get("Observation/h1"), extra) with data.config as btg_config
+	u.decision == "allow"
+	u.obligations[0].event.purposeOfEvent[0].coding[0].code == "BTG"
+
+	# A user/ grant that does not reach it (constraint mismatch) does not.
+	c := decide("patient/Observation.rs user/Observation.r?category=vital-signs", ctx, btg_get("Observation/h1"), extra) with data.config as btg_config
+	c.decision == "deny"
+
+	# Patient apps may be allowed to break the glass by configuration.
+	p := decide("patient/Observation.rs user/Basic.r", ctx, btg_get("Observation/h1"), extra) with data.config as object.union(btg_config, {"btg": {"patient_apps": true}})
+	p.decision == "allow"
+}
+
+test_break_the_glass_on_response_entries_is_decided_per_grant if {
+	ctx := object.union(btg_claims, {"patient": "123"})
+	resp := searchset([obs("o1", "123"), hiv_obs("h1")])
+	extra := {"response": resp, "now": "2026-11-22T10:00:00Z"}
+	d := decide("patient/Observation.rs user/Basic.r", ctx, btg_get("Observation?patient=123"), extra) with data.config as btg_config
+	d.keep == ["Observation/o1"]
+	d.drop[0].reason == "label-restricted"
+	[o.event.type.code | some o in d.obligations; o.type == "audit"] == ["110113"]
+	u := decide("patient/Observation.rs user/Observation.rs", ctx, btg_get("Observation?patient=123"), extra) with data.config as btg_config
+	u.keep == ["Observation/o1", "Observation/h1"]
+	[o.event.purposeOfEvent[0].coding[0].code | some o in u.obligations; o.type == "audit"] == ["BTG"]
+}

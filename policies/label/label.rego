@@ -24,6 +24,11 @@
 #     btg-reason-too-long, btg-expired. Empty exactly when `btg` is defined.
 #   - `btg_available`: true when only the user's own request is missing (the user and client
 #     may break the glass): the deny then says how to do it.
+#   - `btg_via(patient_only)`, `btg_missing_via(patient_only)`, `btg_available_via(patient_only)`,
+#     `resource_verdict_via(resource, patient_only)`: the same for one access; `patient_only` is
+#     true when only patient/ grants reach the data (smart.access decides it per grant), so the
+#     patient-app condition applies to it whatever other scopes the token holds. The forms
+#     without `_via` use the token as a whole (every grant patient/).
 #   - `resource_verdict(resource)`: {"decision": "allow"} when nothing is protected;
 #     {"decision": "allow", "btg": btg, "overridden": [labels]} when break-the-glass lifts the
 #     protection; otherwise a smart.verdict deny with reason code `label-restricted`,
@@ -622,7 +627,9 @@ btg_permitted if {
 	who_matches(sel)
 }
 
-# A patient-level app: every resource grant of the token is patient/.
+# A patient-level app: every resource grant of the token is patient/. Break-the-glass is decided
+# per access (`*_via(patient_only)`): an access reached only through patient/ grants is a patient
+# app's, whatever other scopes the token holds.
 patient_app if {
 	count(grant.grants) > 0
 	every g in grant.grants {
@@ -630,8 +637,12 @@ patient_app if {
 	}
 }
 
-patient_app_blocked if {
-	patient_app
+default token_patient_only := false
+
+token_patient_only if patient_app
+
+patient_app_blocked_via(patient_only) if {
+	patient_only == true
 	not enabled(["btg", "patient_apps"])
 }
 
@@ -681,8 +692,6 @@ missing contains "btg-purpose-missing" if not btg_purpose
 
 missing contains "btg-not-permitted" if not btg_permitted
 
-missing contains "btg-patient-app" if patient_app_blocked
-
 missing contains "btg-reason-missing" if not btg_reason
 
 missing contains "btg-reason-missing" if reason_too_short
@@ -691,10 +700,18 @@ missing contains "btg-reason-too-long" if reason_too_long
 
 missing contains "btg-expired" if not within_time_box
 
+missing_via(patient_only) := missing | {"btg-patient-app" | patient_app_blocked_via(patient_only)}
+
 # METADATA
 # title: btg_missing
 # description: The break-the-glass conditions that do not hold for this input, in a fixed order.
-btg_missing := [code | some code in missing_order; code in missing]
+btg_missing := btg_missing_via(token_patient_only)
+
+# METADATA
+# title: btg_missing_via
+# description: |
+#   btg_missing for one access: `patient_only` is true when only patient/ grants reach the data.
+btg_missing_via(patient_only) := [code | some code in missing_order; code in missing_via(patient_only)]
 
 # METADATA
 # title: btg_available
@@ -703,15 +720,19 @@ btg_missing := [code | some code in missing_order; code in missing]
 #   a fresh token).
 default btg_available := false
 
-btg_available if {
+btg_available if btg_available_via(token_patient_only)
+
+btg_available_via(patient_only) if {
 	btg_permitted
-	not patient_app_blocked
+	not patient_app_blocked_via(patient_only)
 }
 
 # METADATA
 # title: btg
 # description: The break-the-glass assertion, defined only when every condition holds.
-btg := {
+btg := btg_via(token_patient_only)
+
+btg_via(patient_only) := {
 	"purpose_of_use": purpose_coding(btg_purpose.code),
 	"purpose_source": btg_purpose.source,
 	"reason": btg_reason.text,
@@ -719,7 +740,7 @@ btg := {
 	"user": {k: claims[k] | some k in ["sub", "fhirUser"]; nonempty_string(claims[k])},
 	"issued_at": issued_at,
 } if {
-	count(btg_missing) == 0
+	count(btg_missing_via(patient_only)) == 0
 }
 
 purpose_coding(code) := {
@@ -735,24 +756,31 @@ purpose_coding(code) := {
 # description: |
 #   Whether the labels on `resource` let this token see it: allow, allow through BTG (with the
 #   assertion and the overridden labels, for the audit), or a label-restricted deny.
-resource_verdict(resource) := verdict.allow if {
+resource_verdict(resource) := resource_verdict_via(resource, token_patient_only)
+
+# METADATA
+# title: resource_verdict_via
+# description: |
+#   resource_verdict for one access: `patient_only` is true when only the token's patient/ grants
+#   reach the resource, so break-the-glass is a patient app's (refused unless btg.patient_apps).
+resource_verdict_via(resource, patient_only) := verdict.allow if {
 	count(protected_labels(resource)) == 0
-} else := {"decision": "allow", "btg": btg, "overridden": sort_labels(protected_labels(resource))} if {
-	btg
-} else := label_denial(resource)
+} else := {"decision": "allow", "btg": b, "overridden": sort_labels(protected_labels(resource))} if {
+	b := btg_via(patient_only)
+} else := label_denial(resource, patient_only)
 
 # Sets iterate in a different order in OPA's WASM target: anything that reaches the output
 # is sorted first.
 sort_labels(ls) := sort(ls)
 
-label_denial(resource) := object.union(
-	verdict.deny(btg_available_status, "label-restricted", btg_hint),
-	{"btg_missing": btg_missing, "btg_available": true},
+label_denial(resource, patient_only) := object.union(
+	verdict.deny(btg_available_status, "label-restricted", btg_hint(btg_missing_via(patient_only))),
+	{"btg_missing": btg_missing_via(patient_only), "btg_available": true},
 ) if {
-	btg_available
+	btg_available_via(patient_only)
 } else := object.union(
 	verdict.deny(config.hidden_status, "label-restricted", hidden_message(resource)),
-	{"btg_missing": btg_missing, "btg_available": false},
+	{"btg_missing": btg_missing_via(patient_only), "btg_available": false},
 )
 
 # The same words a resource hidden for any other reason gets (smart.access), so a 404 does not
@@ -762,9 +790,9 @@ hidden_message(resource) := concat("", [resource.resourceType, "/", resource.id,
 	is_string(resource.id)
 } else := "the resource is not available to this token"
 
-btg_hint := concat("", [
+btg_hint(missing_codes) := concat("", [
 	"Access is restricted by security-label policy. You may break the glass: ",
-	concat("; ", [hint_phrase(code) | some code in btg_missing]),
+	concat("; ", [hint_phrase(code) | some code in missing_codes]),
 	". Every break-the-glass access is audited.",
 ])
 

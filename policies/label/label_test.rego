@@ -1048,3 +1048,16 @@ test_a_reason_nowhere_to_be_given_is_not_hinted_at if {
 	endswith(v.reason.message, "give a reason. Every break-the-glass access is audited.")
 	label.audit_observer == "smart-authz" with data.config as {"audit": {"observer": 42}}
 }
+
+# L7: the patient-app condition belongs to the access, not to the token.
+test_btg_patient_app_condition_is_per_access if {
+	inp := request_input(btg_claims, "GET", "Observation/h1", {})
+	label.btg_missing == [] with input as inp with data.config as eligible_physicians
+	label.btg_missing_via(true) == ["btg-patient-app"] with input as inp with data.config as eligible_physicians
+	label.btg_missing_via(false) == [] with input as inp with data.config as eligible_physicians
+	not label.btg_available_via(true) with input as inp with data.config as eligible_physicians
+	label.resource_verdict_via(h1, true).status == 404 with input as inp with data.config as eligible_physicians
+	label.resource_verdict_via(h1, false).btg.reason == "unconscious, suspected overdose" with input as inp with data.config as eligible_physicians
+	patient_apps := object.union(eligible_physicians, {"btg": {"patient_apps": true}})
+	label.btg_missing_via(true) == [] with input as inp with data.config as patient_apps
+}
