@@ -176,7 +176,16 @@ patient_stored_verdict(c, resource, pid) := verdict.allow if {
 	compartment.member(resource, pid)
 } else := hidden(c, "not-in-compartment") if {
 	is_object(resource)
+} else := unnarrowed if {
+	not narrowable(c)
 } else := verdict.filter([object.union({"_id": c.id}, alt) | some alt in compartment.narrowing(c.type, pid)])
+
+# A read can be narrowed by turning it into a search ([type]?_id=…&patient=…); a vread or an
+# instance history cannot (no search selects versions): without the stored resource they are
+# allowed only by checking the response, a filter without narrowing.
+narrowable(c) if not c.interaction in {"vread", "history-instance"}
+
+unnarrowed := verdict.filter([{}])
 
 # A submitted resource (create, update) must stay in, or enter, the patient's compartment.
 patient_body_verdict(c, req, pid) := verdict.allow if {
@@ -195,7 +204,18 @@ patient_patch_verdict(c, req) := verdict.allow if {
 	c.interaction != "patch"
 } else := patch_guard(c.type, req, compartment.linking_elements(c.type), "patch-touches-compartment-link")
 
-patient_search_verdict_for(c, pid) := patient_own_compartment_search(c, pid) if {
+# History cannot be narrowed (it takes no search parameters), and a type's history spans every
+# patient: answering it by checking each entry would page through everyone's records and, once an
+# entry is dropped, lose the paging links, so the patient's own history would silently be cut
+# short. It is refused; the history of each of the patient's resources can be read on its own.
+patient_search_verdict_for(c, pid) := verdict.deny(403, "patient-scope-type-history", concat("", [
+	"a patient/ scope cannot read the history of every ", c.type,
+	" (history cannot be confined to the patient); read the history of each resource instead (",
+	c.type, "/[id]/_history)",
+])) if {
+	c.interaction == "history-type"
+	patient_type(c.type)
+} else := patient_own_compartment_search(c, pid) if {
 	c.interaction == "search-compartment"
 	c.compartment.type == "Patient"
 	c.compartment.id == pid
@@ -272,6 +292,8 @@ constraint_verdict(g, c, req, resource, l) := verdict.allow if {
 		constraint_body_verdict(g, c, req),
 		constraint_patch_verdict(g, c, req),
 	])
+} else := verdict.deny(403, "constraint-not-applicable", "a constrained scope cannot be applied to the history of a type: history takes no search parameters") if {
+	c.interaction == "history-type"
 } else := constraint_search_verdict(g, c.params) if {
 	c.interaction in search_interactions
 } else := constraint_search_verdict(g, c.params) if {
@@ -284,6 +306,8 @@ constraint_stored_verdict(g, c, resource) := verdict.allow if {
 	constraint.resource_matches(resource, g.constraints)
 } else := hidden(c, "constraint-mismatch") if {
 	is_object(resource)
+} else := unnarrowed if {
+	not narrowable(c)
 } else := verdict.all_of(verdict.filter([{"_id": c.id}]), verdict.filter([constraint.narrowing([], g.constraints)]))
 
 constraint_body_verdict(g, c, req) := verdict.allow if {
@@ -363,12 +387,26 @@ hidden(c, code) := verdict.deny(config.hidden_status, code, concat("", [c.type, 
 
 # Unsupported or unknown search parameters, chains and reverse chains through types the token
 # cannot search (FHIR R4 security: "Chained search provides the ability to disclose information
-# on related resources").
-request_level_denial(c) := denials[0] if {
+# on related resources"). History takes no search parameters (FHIR R4 3.1.0.12: _count,
+# _since, _at, _list): a server ignores or rejects the others, so they can never narrow it.
+request_level_denial(c) := verdict.deny(400, "history-parameter-unsupported", concat("", [
+	"the parameter ", p.name, " cannot be used with ", c.interaction,
+	" (history takes only _count, _since and _at)",
+])) if {
+	c.interaction in history_interactions
+	some p in c.params
+	not history_parameter(c, p.name)
+} else := denials[0] if {
 	searchy(c)
 	denials := [v | some p in c.params; v := param_denial(c, p)]
 	count(denials) > 0
 }
+
+history_interactions := {"history-instance", "history-type", "history-system"}
+
+history_parameter(_, name) if name in {"_count", "_since", "_at", "_format", "_pretty"}
+
+history_parameter(c, "_type") if c.interaction == "history-system"
 
 searchy(c) if c.interaction in search_interactions
 
@@ -511,6 +549,13 @@ operation_enabled(c) if {
 operation_type_ok(c, _) if c.level == "system"
 
 operation_type_ok(c, spec) if c.type in spec.types
+
+# METADATA
+# title: operation_returns_resources
+# description: |
+#   The operation's response carries stored resources (`returns` in the operations table; anything
+#   but "computed", or nothing, counts as resources), so it must be filtered like a search's.
+operation_returns_resources(c) if object.get(config.operations[c.operation], "returns", "resources") != "computed"
 
 operation_target(c) := "*" if config.operations[c.operation].on == "*"
 

@@ -50,7 +50,12 @@ single_decision(req, resource, response) := classified_decision(request.classify
 
 classified_decision(c, _, _, _) := document(verdict.deny(400, "request-unclassifiable", c.error), {}) if c.error
 
-classified_decision(c, req, resource, response) := verdict_document(c, decided(c, req, resource), resource, response) if {
+classified_decision(c, req, resource, response) := verdict_document(
+	object.union(c, {"stored_resource": is_object(resource)}),
+	decided(c, req, resource),
+	resource,
+	response,
+) if {
 	not c.error
 }
 
@@ -75,12 +80,16 @@ decided(c, req, resource) := access.label_gate(access.decide(c, req, resource), 
 # narrowed form (as a conditional interaction, or by checking the response).
 with_stored_resource_note(d, c, resource) := object.union(d, {"reasons": array.concat(d.reasons, [{
 	"code": "stored-resource-not-supplied",
-	"message": "the stored resource was not supplied: allowed only where it matches `narrow` (use a conditional interaction or check the response with the filter step)",
+	"message": stored_resource_message(d),
 }])}) if {
 	d.decision == "filter"
 	c.level == "instance"
 	resource == null
 } else := d
+
+stored_resource_message(d) := "the stored resource was not supplied: allowed only where it matches `narrow` (use a conditional interaction or check the response with the filter step)" if {
+	d.narrow
+} else := "the stored resource was not supplied: allowed only by checking the response with the filter step (this interaction cannot be narrowed)"
 
 # METADATA
 # title: document
@@ -98,6 +107,7 @@ document(v, c) := object.union(
 ) if {
 	v.decision == "filter"
 	count(v.narrow) > 0
+	v.narrow != [{}]
 } else := object.union({"decision": "filter", "reasons": scope_reasons}, obligations(c)) if {
 	v.decision == "filter"
 } else := object.union(
@@ -116,23 +126,44 @@ required_scopes(v) := {} if not v.required_scopes
 
 scope_reasons := [{"code": "scope-invalid", "scope": e.scope, "message": e.error} | some e in grant.parsed.errors]
 
-# Searches that pull in other resources (_include, _revinclude) must have their responses
-# filtered: the host is told so with an obligation.
-obligations(c) := {"obligations": [{
-	"type": "filter-response",
-	"reason": "the search includes related resources; release only what the filter step keeps",
-}]} if {
-	some p in object.get(c, "params", [])
-	p.base in {"_include", "_revinclude"}
-}
+# METADATA
+# title: obligations
+# description: |
+#   A decision that releases data the policy has not seen carries a `filter-response` obligation:
+#   the host must send the response through the filter step and release only what it keeps.
+#   That is every search and history (each entry may be another patient's or carry a security
+#   label), every read or vread decided without the stored resource, and every operation whose
+#   response holds stored resources ($everything, $export). Security labels cannot be switched
+#   off (smart.label), so this holds in every configuration; searches with _include/_revinclude
+#   would need it even without labels (included resources are checked like any other).
+obligations(c) := {"obligations": [{"type": "filter-response", "reason": reason}]} if {
+	reason := filter_response_reason(c)
+} else := {}
 
-obligations(c) := {} if {
-	not includes_related(c)
+filter_response_reason(c) := "the search includes related resources; release only what the filter step keeps" if {
+	includes_related(c)
+} else := "the response holds resources the policy has not seen (other patients' data, security labels); release only what the filter step keeps" if {
+	releases_unseen(c)
 }
 
 includes_related(c) if {
 	some p in object.get(c, "params", [])
 	p.base in {"_include", "_revinclude"}
+}
+
+releases_unseen(c) if c.interaction in {
+	"search-type", "search-system", "search-compartment",
+	"history-type", "history-system", "history-instance",
+}
+
+releases_unseen(c) if {
+	c.interaction in {"read", "vread"}
+	not c.stored_resource
+}
+
+releases_unseen(c) if {
+	c.interaction == "operation"
+	access.operation_returns_resources(c)
 }
 
 # --- Response filtering -------------------------------------------------------------------
@@ -287,10 +318,20 @@ batch_summary("batch", entries) := document(
 	strongest := verdict.strongest_deny([{"decision": "deny", "status": e.status} | some e in entries])
 }
 
-batch_summary(kind, entries) := {"decision": overall_decision(entries), "reasons": scope_reasons} if {
+batch_summary(kind, entries) := object.union({"decision": overall_decision(entries), "reasons": scope_reasons}, batch_obligations(entries)) if {
 	not transaction_denied(kind, entries)
 	not batch_denied(kind, entries)
 }
+
+# Entries whose responses must be filtered make the whole batch-response one to filter.
+batch_obligations(entries) := {"obligations": [{
+	"type": "filter-response",
+	"reason": "entries of this batch release data the policy has not seen; release only what the filter step keeps of the batch-response",
+}]} if {
+	some e in entries
+	some o in object.get(e, "obligations", [])
+	o.type == "filter-response"
+} else := {}
 
 batch_denied("batch", entries) if {
 	count(entries) > 0
