@@ -246,11 +246,63 @@ patient_own_compartment_search(c, pid) := v if {
 	v := patient_search_verdict("Patient", c.params, pid)
 } else := verdict.allow if {
 	c.type == "*"
-} else := verdict.allow if {
+} else := chained_link_verdict(c.type, c.params, pid) if {
 	compartment.member_type(c.type)
 } else := patient_type_verdict(c.type, "s")
 
-patient_search_verdict(t, params, pid) := verdict.deny(403, "reverse-chain-outside-compartment", "a reverse chain (_has) on data outside the patient's compartment would search other patients' records") if {
+patient_search_verdict(t, params, pid) := verdict.all_of(patient_search_scope_verdict(t, params, pid), chained_link_verdict(t, params, pid))
+
+# A chain on a linking parameter (Observation?subject:Patient.name=x) looks into the resource
+# that parameter references. Narrowing the search by another linking parameter (performer) would
+# let it reach another patient's name, so when the chain can reach a type this token searches only
+# inside the compartment, the chained parameter's own link is confined to the patient, ANDed with
+# the rest, unless the request already confines that link.
+chained_link_verdict(t, params, pid) := verdict.allow if {
+	count(unconfined_chained_links(t, params, pid)) == 0
+} else := verdict.filter([{compartment.links(t)[l].narrow_param: concat("/", ["Patient", pid]) | some l in unconfined_chained_links(t, params, pid)}])
+
+unconfined_chained_links(t, params, pid) := chained_links(t, params) - confined_links(t, params, pid)
+
+chained_links(t, params) := {l |
+	some p in params
+	p.chain != ""
+	not startswith(p.name, "_has:")
+	some target in chain_targets({"type": t}, p)
+	not open_searchable(target)
+	some l in links_of_param(t, p.base)
+}
+
+confined_links(t, params, pid) := {l |
+	some p in params
+	compartment.linking_param_occurrence(t, p)
+	count(p.values) > 0
+	every v in p.values {
+		compartment.value_kind(t, p, v, pid) == "ours"
+	}
+	links := links_of_param(t, p.base)
+	count(links) == 1
+	some l in links
+}
+
+# The compartment links (CompartmentDefinition parameters) a search parameter of t reads: by its
+# name, as the link's narrowing parameter, or by the element paths it shares with the link.
+links_of_param(t, name) := {l |
+	some l, link in object.get(data.fhir.r4.patient_compartment, t, {})
+	param_in_link(t, name, l, link)
+}
+
+param_in_link(_, name, l, _) if name == l
+
+param_in_link(_, name, _, link) if name == link.narrow_param
+
+param_in_link(t, name, _, link) if {
+	sp := data.fhir.r4.search_params[t][name]
+	sp.type == "reference"
+	some path in sp.paths
+	path in link.paths
+}
+
+patient_search_scope_verdict(t, params, pid) := verdict.deny(403, "reverse-chain-outside-compartment", "a reverse chain (_has) on data outside the patient's compartment would search other patients' records") if {
 	not patient_type(t)
 	some p in params
 	startswith(p.name, "_has:")
@@ -464,7 +516,69 @@ has_denial(c, p) := verdict.deny(400, "search-parameter-malformed", concat("", [
 } else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
 	missing := [t | some t in has_types(p.name); count(grant.for(t, "s")) == 0]
 	count(missing) > 0
+} else := chain_not_searchable(p, unreachable[0]) if {
+	unreachable := [t | some i, t in has_types(p.name); not has_type_reachable(c, p, i, t)]
+	count(unreachable) > 0
 }
+
+# METADATA
+# title: has_type_reachable
+# description: |
+#   The records a reverse chain examines at step i (type t) are ones this token could search
+#   itself: t is searchable without confinement, or t is searchable only inside the patient's
+#   compartment and the reverse chain stays there: it starts from the patient's own Patient
+#   resource through a linking parameter (Patient?_has:Observation:patient:code=x), or its own
+#   condition names only the patient (_has:Observation:has-member:patient=123).
+has_type_reachable(_, _, _, t) if open_searchable(t)
+
+has_type_reachable(c, p, 0, t) if {
+	compartment_searchable(t)
+	c.type == "Patient"
+	search_confined_to_patient(c)
+	split(p.name, ":")[2] in compartment.linking_params(t)
+}
+
+has_type_reachable(_, p, 0, t) if {
+	compartment_searchable(t)
+	has_confined_to_patient(p, grant.patient_id)
+}
+
+# t can be searched with no confinement: an unconstrained user/ or system/ grant, or a patient/
+# grant on a type outside the compartment that is shared with patient/ scopes.
+open_searchable(t) if {
+	some g in grant.for(t, "s")
+	count(g.constraints) == 0
+	g.context != "patient"
+}
+
+open_searchable(t) if {
+	not patient_type(t)
+	t in config.shared_types
+	some g in grant.for(t, "s")
+	count(g.constraints) == 0
+}
+
+# t can be searched only inside the patient's compartment (an unconstrained patient/ grant).
+compartment_searchable(t) if {
+	patient_type(t)
+	grant.patient_id
+	some g in grant.for(t, "s")
+	count(g.constraints) == 0
+	g.context == "patient"
+}
+
+# Every grant that could allow searching c.type is a patient/ one, so the search itself is confined.
+search_confined_to_patient(c) if {
+	count(grant.for(c.type, "s")) > 0
+	every g in grant.for(c.type, "s") {
+		g.context == "patient"
+	}
+}
+
+chain_not_searchable(p, t) := verdict.deny(403, "chain-not-searchable", concat("", [
+	"the chained parameter ", p.name, " reaches ", t,
+	" records this token may not search that way (only inside the patient's compartment or its scope constraints, or not at all)",
+]))
 
 # The types a reverse chain passes through: _has:Observation:patient:_has:AuditEvent:entity:agent.
 has_types(name) := [parts[i + 1] | parts := split(name, ":"); some i, x in parts; x == "_has"]
@@ -477,6 +591,37 @@ chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", [
 } else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
 	missing := sort({t | some level in chain_levels(c, p); some t in level; count(grant.for(t, "s")) == 0})
 	count(missing) > 0
+} else := chain_not_searchable(p, unreachable[0]) if {
+	unreachable := sort({t | some i, level in chain_levels(c, p); some t in level; not chain_type_reachable(c, p, i, t)})
+	count(unreachable) > 0
+}
+
+# METADATA
+# title: chain_type_reachable
+# description: |
+#   The resources a chain reaches at step i (type t) are ones this token could search itself:
+#   t is searchable without confinement, or t is searchable only inside the patient's compartment
+#   and the chain stays there: its first step follows a linking parameter of a search that is
+#   itself confined (the parameter's own link is then confined, see chained_link_verdict), or it
+#   has one step whose condition names only the patient (has-member:Observation.patient=123).
+chain_type_reachable(_, _, _, t) if open_searchable(t)
+
+chain_type_reachable(c, p, 0, t) if {
+	compartment_searchable(t)
+	p.base in compartment.linking_params(c.type)
+	patient_type(c.type)
+	search_confined_to_patient(c)
+}
+
+chain_type_reachable(_, p, 0, t) if {
+	compartment_searchable(t)
+	count(chain_segments(p)) == 1
+	final := {"base": split(p.chain, ":")[0], "modifier": substring(p.chain, count(split(p.chain, ":")[0]) + 1, -1), "chain": "", "values": p.values}
+	compartment.linking_param_occurrence(t, final)
+	count(p.values) > 0
+	every v in p.values {
+		compartment.value_kind(t, final, v, grant.patient_id) == "ours"
+	}
 }
 
 chain_resolves(c, p) if {
