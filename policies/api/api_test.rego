@@ -662,3 +662,111 @@ test_chains_through_types_searchable_only_within_constraints_are_refused if {
 	search_codes(scopes, "Observation?category=laboratory&has-member:Observation.code=x") == ["deny", null, ["chain-not-searchable"]]
 	search_codes(scopes, "Observation?_has:Observation:has-member:code=x") == ["deny", null, ["chain-not-searchable"]]
 }
+
+# --- The filter step decides every entry (L5) ---------------------------------------------------
+
+history_bundle(entries) := {"resourceType": "Bundle", "type": "history", "entry": entries}
+
+drops(d) := {[x.index, x.reason] | some x in d.drop}
+
+test_every_response_entry_is_decided_and_unchecked_entries_are_dropped if {
+	resp := history_bundle([
+		{"fullUrl": "https://fhir.example/Observation/o999", "request": {"method": "DELETE", "url": "Observation/o999"}, "response": {"status": "204"}},
+		{"resource": "junk"},
+		42,
+		{"response": {"status": "200 OK"}},
+		{"fullUrl": "https://fhir.example/Observation/o1", "resource": obs("o1", "123")},
+		{"resource": obs("o1", "123"), "response": {"outcome": {"resourceType": "Basic", "id": "b1"}}},
+	])
+	d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": resp})
+	d.decision == "filter"
+	drops(d) == {[0, "entry-unchecked"], [1, "unreadable-resource"], [2, "entry-malformed"], [5, "entry-reference-mismatch"]}
+	d.keep == ["entry[3]", "Observation/o1"]
+}
+
+test_entries_naming_another_resource_than_they_carry_are_dropped if {
+	own := obs("o1", "123")
+	resp := searchset([own])
+	every entry in [
+		{"fullUrl": "https://fhir.example/Observation/o999", "resource": own},
+		{"fullUrl": "Observation/o999", "resource": own},
+		{"fullUrl": 7, "resource": own},
+		{"response": {"location": "Observation/o999/_history/2"}, "resource": own},
+		{"request": {"method": "PUT", "url": "Observation/o999"}, "resource": own},
+		{"request": {"method": "PUT", "url": "Observation?patient=999"}, "resource": own},
+		{"request": {"method": "POST", "url": "Patient"}, "resource": own},
+	] {
+		d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": object.union(resp, {"entry": [entry]})})
+		drops(d) == {[0, "entry-reference-mismatch"]}
+	}
+	every entry in [
+		{"fullUrl": "https://fhir.example/fhir/Observation/o1", "resource": own},
+		{"fullUrl": "urn:uuid:0d1a7a46-9b3f-4f5e-8f4e-2d7c9b0f1a11", "resource": own},
+		{"response": {"location": "Observation/o1/_history/2"}, "resource": own},
+		{"request": {"method": "PUT", "url": "Observation/o1"}, "resource": own},
+		{"request": {"method": "POST", "url": "Observation"}, "resource": own},
+	] {
+		d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": object.union(resp, {"entry": [entry]})})
+		d.keep == ["Observation/o1"]
+	}
+}
+
+test_a_bundle_whose_entry_is_not_a_list_is_refused if {
+	resp := {"resourceType": "Bundle", "type": "searchset", "entry": {"resource": obs("o9", "999")}}
+	d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": resp})
+	d.decision == "deny"
+	d.status == 500
+	d.reasons[0].code == "response-malformed"
+	b := decide("patient/Observation.rs", p123, bundle("batch", [{"request": {"method": "GET", "url": "Observation?patient=123"}}]), {"response": resp})
+	b.reasons[0].code == "response-malformed"
+}
+
+# A history deletion names a resource without carrying it: kept only for the instance the request
+# was decided on, with its stored resource.
+test_history_deletions_are_kept_only_for_the_checked_instance if {
+	resp := history_bundle([
+		{"fullUrl": "https://fhir.example/Observation/o1", "request": {"method": "DELETE", "url": "Observation/o1"}},
+		{"fullUrl": "https://fhir.example/Observation/o2", "request": {"method": "DELETE", "url": "Observation/o2"}},
+	])
+	d := decide("patient/Observation.r", p123, get("Observation/o1/_history"), {"resource": obs("o1", "123"), "response": resp})
+	d.keep == ["entry[0]"]
+	drops(d) == {[1, "entry-unchecked"]}
+	n := decide("patient/Observation.r", p123, get("Observation/o1/_history"), {"response": resp})
+	n.keep == []
+}
+
+# A batch-response entry without a resource may name what its request entry targeted (a created
+# resource's location), if that entry was not denied; nothing else.
+test_batch_response_locations_are_checked_against_their_request_entries if {
+	req := bundle("batch", [
+		{"request": {"method": "POST", "url": "Observation"}, "resource": obs(null, "123")},
+		{"request": {"method": "GET", "url": "Patient/999"}},
+		{"request": {"method": "POST", "url": "Observation"}, "resource": obs(null, "123")},
+		{"request": {"method": "DELETE", "url": "Observation/o1"}},
+	])
+	resp := {"resourceType": "Bundle", "type": "batch-response", "entry": [
+		{"response": {"status": "201 Created", "location": "Observation/n1/_history/1"}},
+		{"response": {"status": "404 Not Found", "location": "Patient/999"}},
+		{"response": {"status": "201 Created", "location": "Patient/999/_history/1"}},
+		{"response": {"status": "204 No Content"}},
+	]}
+	d := decide("patient/*.cruds", p123, req, {"response": resp})
+	d.keep == ["entry[0]", "entry[3]"]
+	drops(d) == {[1, "entry-unchecked"], [2, "entry-unchecked"]}
+}
+
+inner(entries) := {"resourceType": "Bundle", "id": "b1", "type": "searchset", "entry": entries}
+
+test_nested_bundles_are_released_only_when_every_entry_is_checked if {
+	ok := inner([{"fullUrl": "https://fhir.example/Observation/o1", "resource": obs("o1", "123")}, {"search": {"mode": "outcome"}}])
+	every b in [
+		inner([{"fullUrl": "https://fhir.example/Observation/o999", "request": {"method": "DELETE", "url": "Observation/o999"}}]),
+		inner([{"fullUrl": "https://fhir.example/Observation/o999", "resource": obs("o1", "123")}]),
+		inner(["junk"]),
+		object.union(inner([]), {"entry": {"resource": obs("o9", "999")}}),
+	] {
+		d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": searchset([b])})
+		drops(d) == {[0, "nested-bundle-hidden"]}
+	}
+	decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": searchset([ok])}).keep == ["Bundle/b1"]
+}
