@@ -166,13 +166,23 @@ describe.skipIf(!built)("gateway mode with the real policy (C1)", () => {
   it.each([
     ["DELETE", "Observation?code=1234-5"],
     ["GET", "Observation"],
-    ["GET", "Observation/_history"],
+    // H3: an allow that releases data the policy has not seen carries a filter-response obligation.
+    ["GET", "Observation?patient=123"],
+    ["GET", "Patient/123/Observation"],
   ])("refuses the narrowed %s %s to a gateway that did not declare it narrows", async (method, path) => {
     const r = await gateway(method, path);
     expect(r.status).toBe(403);
     expect(r.body.reasons?.[0]?.code).toBe("gateway-cannot-enforce");
     const wrongKey = await gateway(method, path, { key: "x".repeat(40) });
     expect(wrongKey.status).toBe(403);
+  });
+
+  it("refuses type history to a patient/ token whoever asks (M1: history cannot be narrowed)", async () => {
+    for (const key of [undefined, KEY]) {
+      const r = await gateway("GET", "Observation/_history", { key });
+      expect(r.status).toBe(403);
+      expect(r.body.reasons?.[0]?.code).toBe("patient-scope-type-history");
+    }
   });
 
   it("answers a filter 200 to the declared enforcing gateway that presents its key", async () => {

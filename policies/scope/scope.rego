@@ -83,6 +83,11 @@ parse_resource_scope(t, context) := invalid(t, "missing '.' between resource typ
 } else := invalid(t, "malformed query constraint: expected ?param=value(&param=value)* with percent-encoding") if {
 	contains(t, "?")
 	not constraints(scope_query(t))
+} else := invalid(t, unsafe_value_message) if {
+	contains(t, "?")
+	some c in constraints(scope_query(t))
+	some v in c.values
+	not narrow_safe(v)
 } else := resource_scope(t, context, "v2", split(scope_permission_text(t, context), ""), scope_constraints(t))
 
 resource_scope(t, context, syntax, permissions, constraints) := {
@@ -135,6 +140,18 @@ v2_permissions(p) if {
 permission_message(p) := concat("", [
 	"invalid permissions '", p,
 	"': expected read, write, * (v1) or a subset of c, r, u, d, s in that order without repeats (v2)",
+])
+
+# A constraint value becomes a `narrow` value, which hosts append to a URL as it is. It may hold
+# only characters that mean the same whether a host percent-encodes them or not: letters, digits
+# and - . _ ~ ! $ ' ( ) * , / : ; @ | (a comma is escaped in `narrow`). Anything else — & = # % +
+# ? space, other ASCII punctuation, control or non-ASCII characters — could inject or cut off
+# parameters in a host that concatenates, so such a scope grants nothing.
+narrow_safe(v) if regex.match(`^[A-Za-z0-9._~!$'()*,/:;@|-]+$`, v)
+
+unsafe_value_message := concat("", [
+	"query constraint values may contain only letters, digits and - . _ ~ ! $ ' ( ) * , / : ; @ | ",
+	"after percent-decoding (anything else could be injected into the narrowed search)",
 ])
 
 # METADATA

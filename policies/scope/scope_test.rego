@@ -75,6 +75,37 @@ test_malformed_queries_are_invalid if {
 	}
 }
 
+# L8: constraint values become `narrow` values that hosts append to URLs as they are: a value that
+# could inject or cut off parameters makes the scope invalid.
+test_constraint_values_that_are_unsafe_in_a_url_make_the_scope_invalid if {
+	every q in [
+		"category=laboratory%26patient%3D999", "category=laboratory%23", "category=a%3Db", "category=a%25",
+		"category=a%2Bb", "category=a+b", "category=a%3Fb", "category=a%20b",
+		"category=%C3%A9", "category=a%5Cb", "category=a%22b", "category=a%3Cb",
+		"category=a%5Eb", "category=a%60b", "category=a%7Bb", "category=a%5Bb",
+		"category=ok,bad%26x",
+	] {
+		p := scope.parse(concat("", ["patient/Observation.rs?", q]))
+		p.kind == "invalid"
+		startswith(p.error, "query constraint values may contain only")
+	}
+
+	# Control characters are refused by percent-decoding itself.
+	every q in ["category=a%0Ab", "category=a%09b", "category=a%00b", "category=a%7Fb"] {
+		scope.parse(concat("", ["patient/Observation.rs?", q])).kind == "invalid"
+	}
+}
+
+test_constraint_values_of_real_tokens_are_safe if {
+	every q in [
+		"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+		"code=http%3A%2F%2Floinc.org%7C1234-5", "code=urn:oid:2.16.840.1.113883.6.1|1234-5",
+		"category=|laboratory", "status=final,amended", "code=a_b~c.d!$'()*;@", "category=a%5C,b",
+	] {
+		scope.parse(concat("", ["patient/Observation.rs?", q])).kind == "resource"
+	}
+}
+
 test_tokens_split_on_spaces_and_accept_arrays if {
 	scope.tokens("a  b ") == ["a", "b"]
 	scope.tokens(["a", 1, "b"]) == ["a", "b"]
