@@ -288,9 +288,15 @@ body_in_compartment(c, body, pid) if {
 #   any reference the policy cannot resolve.
 links_verdict(resource, pid, bundle, what, name) := kinds_verdict(compartment.link_kinds(resource, pid, bundle), what, name)
 
-kinds_verdict(kinds, what, name) := verdict.deny(403, concat("", [what, "-links-other-patient"]), concat("", [name, " links to a patient other than the one in context"])) if {
+# The reason codes, by what is written: the submitted body or the stored resource it replaces.
+link_codes := {
+	"body": {"other": "body-links-other-patient", "unverifiable": "body-link-unverifiable"},
+	"resource": {"other": "resource-links-other-patient", "unverifiable": "resource-link-unverifiable"},
+}
+
+kinds_verdict(kinds, what, name) := verdict.deny(403, link_codes[what].other, concat("", [name, " links to a patient other than the one in context"])) if {
 	"other-patient" in kinds
-} else := verdict.deny(403, concat("", [what, "-link-unverifiable"]), concat("", [name, " has a patient-linking reference the policy cannot resolve (malformed, unresolved, conditional or identifier-only)"])) if {
+} else := verdict.deny(403, link_codes[what].unverifiable, concat("", [name, " has a patient-linking reference the policy cannot resolve (malformed, unresolved, conditional or identifier-only)"])) if {
 	"unverifiable" in kinds
 } else := verdict.allow
 

@@ -524,7 +524,7 @@ test_decisions_that_release_unseen_data_must_filter_the_response if {
 test_decisions_on_seen_data_carry_no_filter_obligation if {
 	every case in [
 		["patient/Observation.r", p123, get("Observation/o1"), {"resource": obs("o1", "123")}],
-		["patient/Observation.r", p123, get("Observation/o1/_history/2"), {"resource": obs("o1", "123")}],
+		["patient/Observation.r", p123, get("Observation/o1/_history/2"), {"resource": object.union(obs("o1", "123"), {"meta": {"versionId": "2"}})}],
 		["user/Observation.r", user9, get("Observation/o2"), {"resource": obs("o2", "999")}],
 		["patient/Observation.c", p123, {"method": "POST", "url": "Observation", "body": obs(null, "123")}, {}],
 		["user/CodeSystem.r", user9, get("CodeSystem/$lookup?system=http://loinc.org&code=1"), {}],

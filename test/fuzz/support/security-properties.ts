@@ -111,12 +111,23 @@ export const writesStayWithThePatient: PropertyDef = {
     }),
 };
 
+const TERMINOLOGY_OPERATIONS = [
+  "$expand",
+  "$lookup",
+  "$validate-code",
+  "$translate",
+  "$subsumes",
+  "$closure",
+];
+
 /** Requests that read FHIR data (not the two public discovery documents). */
 function readsData(method: string, url: string): boolean {
   if (method !== "GET" && method !== "HEAD" && !(method === "POST" && /(^|\/)_search(\?|$)/.test(url)))
     return false;
   const path = url.split("?")[0] ?? "";
-  return path !== "metadata" && path !== ".well-known/smart-configuration";
+  if (path === "metadata" || path === ".well-known/smart-configuration") return false;
+  // Terminology operations answer computed results (an expansion, a lookup), not stored resources.
+  return !TERMINOLOGY_OPERATIONS.some((op) => path.endsWith(`/${op}`) || path === op);
 }
 
 export const unseenDataIsFiltered: PropertyDef = {
