@@ -10,7 +10,7 @@ import { describeError } from "../core/errors.js";
 import { PACKAGE_ROOT } from "../ops/default-config.js";
 import { HttpError, sendError, toHttpError, type AppContext } from "./context.js";
 import { handleData } from "./data-api.js";
-import { handleDecision } from "./decision-api.js";
+import { handleDecision, sendErrorOutcome, wantsOutcomeBody } from "./decision-api.js";
 
 export type { AppContext } from "./context.js";
 
@@ -111,7 +111,7 @@ export function createApp(ctx: AppContext): express.Express {
     ctx.metrics.errors.inc({ kind: "not_found" });
     sendError(res, new HttpError(404, "resource_not_found", `no route for ${req.method} ${req.path}`));
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const httpError = toHttpError(err);
     ctx.metrics.errors.inc({ kind: httpError.status >= 500 ? "internal" : "bad_request" });
     if (httpError.status >= 500) ctx.logger.error({ err: describeError(err) }, "request failed");
@@ -119,7 +119,8 @@ export function createApp(ctx: AppContext): express.Express {
       res.end();
       return;
     }
-    sendError(res, httpError);
+    if (wantsOutcomeBody(req)) sendErrorOutcome(res, httpError);
+    else sendError(res, httpError);
   });
   return app;
 }

@@ -18,6 +18,14 @@ const DECISION_FIELDS = ["token", "claims", "request", "resource", "response", "
 
 const REALM = "smart-authz";
 
+/**
+ * `X-Smart-Authz-Body: outcome` (gateway mode only): the body is FHIR, the OperationOutcome alone
+ * (`application/fhir+json`), for a gateway that hands the sidecar's answer to the client as it is
+ * (examples/nginx: NGINX's error_page asks again for the body auth_request threw away). The
+ * decision document, with its internal reasons, then stays between the sidecar and the gateway.
+ */
+export const BODY_HEADER = "x-smart-authz-body";
+
 export type Endpoint = "decision" | "filter" | "gateway";
 
 interface ParsedDecisionRequest {
@@ -35,10 +43,8 @@ export async function handleDecision(
   const started = performance.now();
   const decisionId = randomUUID();
   res.setHeader("X-Decision-Id", decisionId);
-  const gatewayMode =
-    endpoint === "gateway" ||
-    req.query.mode === "gateway" ||
-    req.get("x-smart-authz-mode")?.toLowerCase() === "gateway";
+  const gatewayMode = isGatewayMode(req, endpoint);
+  const fhirBody = endpoint !== "filter" && wantsOutcomeBody(req);
   const parsed = endpoint === "gateway" ? gatewayRequest(ctx, req) : parseDecisionRequest(ctx, req, endpoint);
 
   let claims = parsed.claims;
@@ -59,15 +65,14 @@ export async function handleDecision(
           ? `Bearer realm="${REALM}"`
           : `Bearer realm="${REALM}", error="invalid_token", error_description="${quote(tokenError.message)}"`,
       );
-      finish(ctx, res, {
-        endpoint,
-        decisionId,
-        decision,
-        started,
-        revision: ctx.evaluator.revision(),
-        parsed,
-        tokenReason,
-      });
+      const revision = ctx.evaluator.revision();
+      finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, tokenReason });
+      if (revision) res.setHeader("X-Policy-Revision", revision);
+      res.setHeader("X-Decision", decision.decision);
+      if (fhirBody) {
+        sendOutcome(res, 401, decision);
+        return;
+      }
       res
         .status(401)
         .json(endpoint === "filter" ? { decision, status: 401, response: decision.outcome } : decision);
@@ -116,10 +121,51 @@ export async function handleDecision(
     } else if (status === 401) {
       res.setHeader("WWW-Authenticate", `Bearer realm="${REALM}", error="invalid_token"`);
     }
-    res.status(status).json(decision);
+    if (fhirBody) sendOutcome(res, status, decision);
+    else res.status(status).json(decision);
     return;
   }
-  res.status(200).json(decision);
+  if (fhirBody) sendOutcome(res, 200, decision);
+  else res.status(200).json(decision);
+}
+
+/** Gateway mode: `/v1/gateway/*` always, `/v1/decision` with `?mode=gateway` or `X-Smart-Authz-Mode`. */
+export function isGatewayMode(req: Request, endpoint: Endpoint): boolean {
+  return (
+    endpoint === "gateway" ||
+    req.query.mode === "gateway" ||
+    req.get("x-smart-authz-mode")?.toLowerCase() === "gateway"
+  );
+}
+
+/** A gateway-mode caller that asked for the FHIR form of the answer (BODY_HEADER). */
+export function wantsOutcomeBody(req: Request): boolean {
+  const endpoint: Endpoint = req.path.startsWith("/v1/gateway") ? "gateway" : "decision";
+  return isGatewayMode(req, endpoint) && req.get(BODY_HEADER)?.trim().toLowerCase() === "outcome";
+}
+
+/**
+ * The FHIR form of a gateway-mode answer: a deny's OperationOutcome; for a 2xx (the request may be
+ * forwarded) an informational one, because there is nothing to refuse.
+ */
+function sendOutcome(res: Response, status: number, decision: Decision): void {
+  const outcome =
+    decision.decision === "deny"
+      ? (decision.outcome ?? operationOutcome("error", "forbidden", "the request is refused"))
+      : operationOutcome("information", "informational", "the request is permitted as it is");
+  res.type("application/fhir+json").status(status).json(outcome);
+}
+
+/** An HTTP error (malformed forwarded request, body too large, …) in the FHIR form. */
+export function sendErrorOutcome(res: Response, err: HttpError): void {
+  res
+    .type("application/fhir+json")
+    .status(err.status)
+    .json(operationOutcome("error", err.status >= 500 ? "exception" : "invalid", err.message));
+}
+
+function operationOutcome(severity: string, code: string, diagnostics: string): Record<string, unknown> {
+  return { resourceType: "OperationOutcome", issue: [{ severity, code, diagnostics }] };
 }
 
 function finish(
@@ -284,6 +330,7 @@ const HOP_HEADERS = new Set([
   "x-forwarded-uri",
   "x-forwarded-method",
   "x-smart-authz-mode",
+  BODY_HEADER,
   GATEWAY_KEY_HEADER,
 ]);
 
@@ -324,15 +371,20 @@ function gatewayRequest(ctx: AppContext, req: Request): ParsedDecisionRequest {
   return { token: undefined, claims: undefined, input: { request } };
 }
 
-function relativeToBase(uri: string, basePath: string): string {
-  const fhirBasePath = basePath.endsWith("/") ? basePath : `${basePath}/`;
-  let path = uri;
-  if (/^https?:\/\//i.test(path)) {
-    const u = new URL(path);
-    path = u.pathname + u.search;
+/** The forwarded URI relative to the FHIR base (`server.fhir_base_path`), query string kept. */
+export function relativeToBase(uri: string, basePath: string): string {
+  let target = uri;
+  if (/^https?:\/\//i.test(target)) {
+    const u = new URL(target);
+    target = u.pathname + u.search;
   }
-  if (path.startsWith(fhirBasePath)) return path.slice(fhirBasePath.length);
-  if (`${path}/` === fhirBasePath || path === fhirBasePath.slice(0, -1)) return "";
-  if (path.startsWith("/")) return path.slice(1);
-  return path;
+  // The query is not part of the path: `/fhir?_getpages=…` is the base with a query.
+  const q = target.indexOf("?");
+  const path = q === -1 ? target : target.slice(0, q);
+  const query = q === -1 ? "" : target.slice(q);
+  const fhirBasePath = basePath.endsWith("/") ? basePath : `${basePath}/`;
+  if (path.startsWith(fhirBasePath)) return path.slice(fhirBasePath.length) + query;
+  if (path === fhirBasePath.slice(0, -1)) return query;
+  if (path.startsWith("/")) return path.slice(1) + query;
+  return path + query;
 }
