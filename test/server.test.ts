@@ -693,9 +693,31 @@ describe("operations endpoints", () => {
       resource_type: "Observation",
     });
     expect(typeof line!.latency_ms).toBe("number");
+    expect(line).not.toHaveProperty("request_id");
     const all = logs.raw.join("\n");
     expect(all).not.toContain(token);
     expect(all).not.toContain("p-4711");
+  });
+
+  it("logs a gateway's X-Request-Id when it is a plain token, and nothing else in its place", async () => {
+    const token = await issuer.token();
+    const decide = (requestId: string) =>
+      call("POST", "/v1/decision", {
+        body: { token, request: GET_OBS },
+        headers: { "x-request-id": requestId },
+      });
+    const plain = await decide("req-42.a:b_c");
+    expect(
+      logs.find("decision").find((l) => l.decision_id === plain.headers.get("x-decision-id")),
+    ).toMatchObject({
+      request_id: "req-42.a:b_c",
+    });
+    for (const odd of ["Patient 123", "x".repeat(129), "a/b"]) {
+      const r = await decide(odd);
+      const line = logs.find("decision").find((l) => l.decision_id === r.headers.get("x-decision-id"));
+      expect(line).toBeDefined();
+      expect(line).not.toHaveProperty("request_id");
+    }
   });
 });
 

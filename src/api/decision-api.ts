@@ -44,6 +44,7 @@ export async function handleDecision(
   const decisionId = randomUUID();
   res.setHeader("X-Decision-Id", decisionId);
   const gatewayMode = isGatewayMode(req, endpoint);
+  const requestId = plainRequestId(req.get("x-request-id"));
   const fhirBody = endpoint !== "filter" && wantsOutcomeBody(req);
   const parsed = endpoint === "gateway" ? gatewayRequest(ctx, req) : parseDecisionRequest(ctx, req, endpoint);
 
@@ -66,7 +67,7 @@ export async function handleDecision(
           : `Bearer realm="${REALM}", error="invalid_token", error_description="${quote(tokenError.message)}"`,
       );
       const revision = ctx.evaluator.revision();
-      finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, tokenReason });
+      finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, tokenReason, requestId });
       if (revision) res.setHeader("X-Policy-Revision", revision);
       res.setHeader("X-Decision", decision.decision);
       if (fhirBody) {
@@ -93,7 +94,7 @@ export async function handleDecision(
           enforcingGateway(ctx.config.gateway, req.get(GATEWAY_KEY_HEADER)) !== undefined,
         )
       : audited;
-  finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, claims });
+  finish(ctx, res, { endpoint, decisionId, decision, started, revision, parsed, claims, requestId });
   if (revision) res.setHeader("X-Policy-Revision", revision);
   res.setHeader("X-Decision", decision.decision);
 
@@ -127,6 +128,11 @@ export async function handleDecision(
   }
   if (fhirBody) sendOutcome(res, 200, decision);
   else res.status(200).json(decision);
+}
+
+/** An X-Request-Id worth logging: a plain token of at most 128 characters, else none. */
+function plainRequestId(value: string | undefined): string | undefined {
+  return value !== undefined && /^[A-Za-z0-9._:-]{1,128}$/.test(value) ? value : undefined;
 }
 
 /** Gateway mode: `/v1/gateway/*` always, `/v1/decision` with `?mode=gateway` or `X-Smart-Authz-Mode`. */
@@ -180,6 +186,7 @@ function finish(
     parsed: ParsedDecisionRequest;
     claims?: Record<string, unknown>;
     tokenReason?: string;
+    requestId?: string;
   },
 ): void {
   const latencyMs = performance.now() - e.started;
@@ -203,6 +210,7 @@ function finish(
     url: e.parsed.input.request.url,
     claims: e.claims,
     tokenReason: e.tokenReason,
+    requestId: e.requestId,
   });
   void res;
 }
