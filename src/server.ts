@@ -31,7 +31,7 @@ export interface ServiceOptions {
 }
 
 export interface Service {
-  /** Base URL, e.g. http://127.0.0.1:8181 */
+  /** Base URL, e.g. http://127.0.0.1:8282 */
   url: string;
   port: number;
   config: Config;

@@ -47,7 +47,7 @@ function configSpec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
     server: { body_limit: "16kb", fhir_base_path: "/fhir", ...extra.server },
     tokens: { jwks_cooldown_seconds: 0, ...extra.tokens },
     logging: { level: "info", ...extra.logging },
-    policy: { marker: "from-config" },
+    policy: { audit: { observer: "from-config" } },
   };
 }
 

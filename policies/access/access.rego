@@ -27,13 +27,18 @@ system_interactions := {"search-system", "history-system"}
 # title: decide
 # description: The verdict for a classified request `c`, its raw request and the stored resource (or null).
 decide(c, req, resource) := verdict.allow if {
-	c.interaction == "capabilities"
+	c.interaction in public_interactions
 } else := verdict.deny(400, "resource-mismatch", "the supplied stored resource is not the one the URL names") if {
 	c.level == "instance"
 	is_object(resource)
 	not stored_resource_matches(c, resource)
 } else := v if {
 	v := request_level_denial(c)
+} else := v if {
+	v := body_denial(c, req)
+} else := verdict.deny(403, "interaction-not-permitted", concat("", [c.interaction, " needs no SMART permission and is not a public interaction: refused"])) if {
+	count(c.letters) == 0
+	c.interaction != "operation"
 } else := v if {
 	c.interaction in system_interactions
 	v := complete_all_of([letter_verdict(object.union(c, {"type": t}), req, resource, "s") | some t in c.types], count(c.types))
@@ -46,13 +51,81 @@ decide(c, req, resource) := verdict.allow if {
 	v := operation_verdict(c, req, resource)
 } else := verdict.deny(500, "policy-incomplete", "the policy could not decide every part of this request")
 
-# All verdicts must hold, and there must be one for every part: a part the policy could not
-# decide is a deny, never a silently smaller conjunction.
-complete_all_of(vs, expected) := verdict.all_of_list(vs) if count(vs) == expected
+# Interactions allowed to every caller (the CapabilityStatement and SMART's discovery document).
+# Everything else needs letters or an operation rule: an interaction that needs neither is refused.
+public_interactions := {"capabilities"}
 
+# All verdicts must hold, and there must be one for every part: a part the policy could not
+# decide is a deny, never a silently smaller conjunction; a conjunction of nothing is no allow.
+complete_all_of(vs, expected) := verdict.all_of_list(vs) if {
+	expected > 0
+	count(vs) == expected
+}
+
+# The stored resource is the one the URL names; for a vread, the very version it names.
 stored_resource_matches(c, resource) if {
 	resource.resourceType == c.type
 	resource.id == c.id
+	stored_version_matches(c, resource)
+}
+
+stored_version_matches(c, _) if c.interaction != "vread"
+
+stored_version_matches(c, resource) if {
+	c.interaction == "vread"
+	resource.meta.versionId == c.vid
+}
+
+# --- The request body -------------------------------------------------------------------------
+
+write_interactions := {"update", "patch", "delete"}
+
+# METADATA
+# title: body_denial
+# description: |
+#   Denials the body alone decides. A submitted resource (create, update, conditional update,
+#   batch entry) must be of the URL's type, and on update carry the URL's id (FHIR R4 update:
+#   else 400); an absent body is decided on what is known. A PATCH must come with a body the policy
+#   can read (JSON Patch or FHIRPath Patch): what it would change decides whether it may.
+body_denial(c, req) := verdict.deny(400, "body-mismatch", concat("", ["the submitted resource must be a ", c.type, " resource (a JSON object with resourceType ", c.type, ")"])) if {
+	c.interaction in {"create", "update"}
+	body := object.get(req, "body", null)
+	body != null
+	not body_of_type(body, c.type)
+} else := verdict.deny(400, "body-mismatch", concat("", ["the submitted resource's id must be ", c.id, ", the id in the URL"])) if {
+	c.interaction == "update"
+	c.level == "instance"
+	body := object.get(req, "body", null)
+	body != null
+	object.get(body, "id", null) != c.id
+} else := verdict.deny(403, "patch-body-unavailable", "a PATCH is decided only on its body as JSON Patch (an array of operations) or FHIRPath Patch (a Parameters resource); without it the policy cannot tell what would change") if {
+	c.interaction == "patch"
+	not readable_patch(object.get(req, "body", null))
+}
+
+body_of_type(body, t) if {
+	is_object(body)
+	body.resourceType == t
+}
+
+readable_patch(body) if {
+	is_array(body)
+	every op in body {
+		is_object(op)
+		op.op in {"add", "remove", "replace", "move", "copy", "test"}
+		is_string(op.path)
+	}
+}
+
+readable_patch(body) if {
+	is_object(body)
+	body.resourceType == "Parameters"
+	is_array(object.get(body, "parameter", []))
+	every p in object.get(body, "parameter", []) {
+		is_object(p)
+		p.name == "operation"
+		is_array(p.part)
+	}
 }
 
 # --- Letters and grants -------------------------------------------------------------------
@@ -169,31 +242,59 @@ patient_type_writable(t) := verdict.deny(403, "patient-scope-cannot-create-patie
 } else := patient_type_verdict(t, "c")
 
 # The stored instance must be in the compartment; without it, only a narrowed form is allowed.
-patient_stored_verdict(c, resource, pid) := verdict.allow if {
+# A write changes it: then it must name no other patient either.
+patient_stored_verdict(c, resource, pid) := stored_links_verdict(c, resource, pid) if {
 	c.type == "Patient"
-} else := verdict.allow if {
+} else := stored_links_verdict(c, resource, pid) if {
 	is_object(resource)
 	compartment.member(resource, pid)
 } else := hidden(c, "not-in-compartment") if {
 	is_object(resource)
 } else := verdict.filter([object.union({"_id": c.id}, alt) | some alt in compartment.narrowing(c.type, pid)])
 
-# A submitted resource (create, update) must stay in, or enter, the patient's compartment.
+# A submitted resource (create, update) must stay in, or enter, the patient's compartment, and
+# name no other patient in any element that links it to a patient: a write never crosses patients.
 patient_body_verdict(c, req, pid) := verdict.allow if {
 	not c.interaction in {"create", "update"}
-} else := verdict.allow if {
-	c.interaction == "update"
-	c.type == "Patient"
-	object.get(object.get(req, "body", {}), "id", pid) == pid
-} else := verdict.allow if {
-	c.type != "Patient"
-	compartment.member(req.body, pid)
-} else := verdict.deny(403, "body-outside-compartment", "the submitted resource does not belong to the patient in context")
+} else := verdict.deny(403, "body-outside-compartment", "the submitted resource does not belong to the patient in context") if {
+	not body_in_compartment(c, object.get(req, "body", null), pid)
+} else := links_verdict(req.body, pid, object.get(c, "bundle", {}), "body", "the submitted resource")
 
-# A patch must not rewrite the elements that place the resource in the compartment.
+body_in_compartment(c, body, pid) if {
+	c.type == "Patient"
+	body.id == pid
+}
+
+body_in_compartment(c, body, pid) if {
+	c.type != "Patient"
+	compartment.member(body, pid)
+}
+
+# METADATA
+# title: links_verdict
+# description: |
+#   Every Reference in a linking element of a resource that is written (its new body, or the stored
+#   instance an update, patch or delete changes) must name the patient in context, a resource of
+#   another type, or nothing: another patient (here or on another server) is refused, and so is
+#   any reference the policy cannot resolve.
+links_verdict(resource, pid, bundle, what, name) := kinds_verdict(compartment.link_kinds(resource, pid, bundle), what, name)
+
+kinds_verdict(kinds, what, name) := verdict.deny(403, concat("", [what, "-links-other-patient"]), concat("", [name, " links to a patient other than the one in context"])) if {
+	"other-patient" in kinds
+} else := verdict.deny(403, concat("", [what, "-link-unverifiable"]), concat("", [name, " has a patient-linking reference the policy cannot resolve (malformed, unresolved, conditional or identifier-only)"])) if {
+	"unverifiable" in kinds
+} else := verdict.allow
+
+stored_links_verdict(c, resource, pid) := links_verdict(resource, pid, {}, "resource", "the stored resource") if {
+	c.interaction in write_interactions
+	is_object(resource)
+} else := verdict.allow
+
+# A patch must not rewrite the elements that place the resource in the compartment, nor add
+# contained resources (whose links are checked like the resource's own on every other write).
 patient_patch_verdict(c, req) := verdict.allow if {
 	c.interaction != "patch"
-} else := patch_guard(c.type, req, compartment.linking_elements(c.type), "patch-touches-compartment-link")
+} else := patch_guard(c.type, req, compartment.linking_elements(c.type) | {"contained"}, "patch-touches-compartment-link")
 
 patient_search_verdict_for(c, pid) := patient_own_compartment_search(c, pid) if {
 	c.interaction == "search-compartment"
@@ -306,11 +407,9 @@ constraint_search_verdict(g, params) := verdict.allow if {
 # title: patch_guard
 # description: |
 #   JSON Patch (an array of operations) and FHIRPath Patch (a Parameters resource) are checked:
-#   no operation may address a guarded element. A patch body that was not supplied is decided on
-#   what is known (the stored resource) and said so; any other body format is refused.
+#   no operation may address a guarded element. Any other body is refused (a PATCH without a
+#   readable body never gets here: body_denial).
 patch_guard(t, req, guarded, code) := verdict.allow if {
-	not req.body
-} else := verdict.allow if {
 	is_array(req.body)
 	every op in req.body {
 		json_patch_op_safe(op, guarded)

@@ -46,8 +46,6 @@ input_problem := "input must be a JSON object with 'claims' and 'request' object
 
 # --- One interaction ----------------------------------------------------------------------
 
-single_decision(req, resource, response) := classified_decision(request.classify(req), req, resource, response)
-
 classified_decision(c, _, _, _) := document(verdict.deny(400, "request-unclassifiable", c.error), {}) if c.error
 
 classified_decision(c, req, resource, response) := verdict_document(c, decided(c, req, resource), resource, response) if {
@@ -224,8 +222,22 @@ ref_with_id(resource) if {
 #   entry denies it. A batch is allowed as a whole, with its denied entries answered one by one.
 batch_decision := with_batch_response(object.union(summary, {"entries": entries}), object.get(input, "response", null)) if {
 	entries := [entry_decision(e) | some e in classified.entries]
+	count(entries) == count(classified.entries)
 	summary := batch_summary(classified.interaction, entries)
-}
+} else := document(verdict.deny(500, "policy-incomplete", "not every batch/transaction entry could be decided"), {})
+
+# A transaction's entries may reference each other by fullUrl ("urn:uuid:…"): the resources by
+# fullUrl, for resolving those references. None when fullUrls repeat (ambiguous), and none in a
+# batch, whose entries are independent.
+bundle_resources := {e.fullUrl: e.resource |
+	some e in classified.entries
+	is_string(e.fullUrl)
+	is_object(e.resource)
+} if {
+	classified.interaction == "transaction"
+	urls := [e.fullUrl | some e in classified.entries; is_string(e.fullUrl)]
+	count(urls) == count({u | some u in urls})
+} else := {}
 
 # The server's batch-response is filtered like any other Bundle: every resource in it (and in
 # Bundles nested in it) is checked on its own.
@@ -245,14 +257,33 @@ batch_filtered_decision(_, drop) := "filter" if count(drop) > 0
 
 batch_filtered_decision(d, drop) := d.decision if count(drop) == 0
 
-entry_decision(e) := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry needs request.method and request.url"), {}) if {
+entry_decision(e) := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry must be an object with request.method and request.url"), {}) if {
+	not is_object(e)
+} else := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry needs request.method and request.url"), {}) if {
 	not fhir.string_member(object.get(e, "request", {}), "method")
 } else := document(verdict.deny(400, "entry-malformed", "a batch/transaction entry needs request.method and request.url"), {}) if {
 	not fhir.string_member(object.get(e, "request", {}), "url")
+} else := entry_classified_decision(e, object.union(request.classify(entry_request(e)), {"bundle": bundle_resources}))
+
+# Batches are decided entry by entry, never skipped: a Bundle in an entry is refused unless the
+# entry stores it as a Bundle resource (POST Bundle, PUT Bundle/id) that is no batch or
+# transaction, whatever its URL spells (base, "?", "?_format=json", "%3F"…); a create or update
+# entry must carry its resource.
+entry_classified_decision(e, c) := document(verdict.deny(400, "nested-batch", "a batch or transaction may not contain another one"), {}) if {
+	c.interaction in {"batch", "transaction"}
 } else := document(verdict.deny(400, "nested-batch", "a batch or transaction may not contain another one"), {}) if {
-	entry_request(e).url == ""
-	upper(e.request.method) == "POST"
-} else := single_decision(entry_request(e), null, null)
+	e.resource.resourceType == "Bundle"
+	not bundle_stored_as_resource(c, e.resource)
+} else := document(verdict.deny(400, "body-mismatch", concat("", ["a ", c.interaction, " entry must carry the resource it writes"])), {}) if {
+	c.interaction in {"create", "update"}
+	not fhir.object_member(e, "resource")
+} else := classified_decision(c, entry_request(e), null, null)
+
+bundle_stored_as_resource(c, bundle) if {
+	c.interaction in {"create", "update"}
+	c.type == "Bundle"
+	not bundle.type in {"batch", "transaction"}
+}
 
 entry_request(e) := {
 	"method": e.request.method,
@@ -261,9 +292,9 @@ entry_request(e) := {
 	"body": object.get(e, "resource", null),
 }
 
-entry_headers(r) := {"if-none-exist": r.ifNoneExist} if is_string(r.ifNoneExist)
+entry_headers(r) := {"if-none-exist": r.ifNoneExist} if "ifNoneExist" in object.keys(r)
 
-entry_headers(r) := {} if not fhir.string_member(r, "ifNoneExist")
+entry_headers(r) := {} if not "ifNoneExist" in object.keys(r)
 
 batch_summary("transaction", entries) := document(
 	verdict.deny(strongest.status, "transaction-entry-denied", "a transaction is atomic and at least one of its entries is denied"),

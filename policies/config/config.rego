@@ -32,6 +32,18 @@ unknown_search_parameters := setting(["search", "unknown_parameters"], "deny")
 follow_patient_link := setting(["patient", "follow_patient_link"], false)
 
 # METADATA
+# title: base_urls
+# description: |
+#   This server's FHIR base URLs (`fhir.base_urls`, a list). An absolute reference names one of
+#   this server's resources only when its base is listed (compared without a trailing slash, scheme
+#   and host case-insensitive); any other absolute reference is another server's resource, so
+#   `https://elsewhere/fhir/Patient/123` is not this server's patient 123. Default: none, i.e.
+#   only relative references name this server's resources.
+base_urls := [u | some u in setting(["fhir", "base_urls"], []); is_string(u)] if {
+	is_array(setting(["fhir", "base_urls"], []))
+} else := []
+
+# METADATA
 # title: shared_types
 # description: |
 #   Types outside the Patient compartment that a patient/ token may read (never write) when it

@@ -1,7 +1,8 @@
 # METADATA
 # title: Conformance vectors
 # description: |
-#   Runs the vector format of ../shared/vectors (public) and test/vectors (the project's own)
+#   Runs the conformance vectors of test/vectors (the public set in public/, the project's own
+#   beside it; format in test/vectors/README.md)
 #   through the decision entry point. The test target wraps the vector files as
 #   data.vectors.<set> (OPA data must be an object); failures are listed by id.
 package smart.conformance_test

@@ -1,4 +1,4 @@
-// The benchmark's input mix: typical contract inputs (../shared/decision-contract.md), built the way
+// The benchmark's input mix: typical contract inputs (docs/contract.md), built the way
 // scripts/lib/vectors.mjs builds them. Deterministic: the same mix on every run and in every host.
 import { VECTOR_NOW } from "../lib/vectors.mjs";
 

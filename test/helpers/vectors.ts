@@ -1,4 +1,4 @@
-/** The vector format's expectations (../shared/vectors/README.md), checked against a decision. */
+/** The vector format's expectations (test/vectors/README.md), checked against a decision. */
 import type { Decision } from "../../src/core/contract.js";
 
 export interface Vector {
