@@ -99,6 +99,9 @@ clean:
 ## Real FHIR server (HAPI) and end-to-end data: fhir-server/fhir-server.mk --
 include fhir-server/fhir-server.mk
 
+## End-to-end suites against HAPI (make e2e, make nginx-tools): test/e2e/e2e.mk
+include test/e2e/e2e.mk
+
 ## Cross-runtime parity, fuzzing, soak, benchmarks -----------------------
 parity: build
 	bash scripts/parity/run.sh

@@ -8,6 +8,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/ops/config.js";
+import { relativeToBase as relativeToBaseOf } from "../src/api/gateway-request.js";
+
+const relativeToBase = (path: string, base: string) => relativeToBaseOf(path, base).url;
 import { startService, type Service } from "../src/server.js";
 import { LogSink, buildFixtureBundle, tempDir } from "./helpers/fixtures.js";
 import { OpenApiChecker } from "./helpers/openapi.js";
@@ -400,6 +403,106 @@ describe("/v1/gateway (Envoy ext_authz, NGINX auth_request)", () => {
       'error="insufficient_scope", scope="patient/Observation.rs"',
     );
   });
+
+  // NGINX cannot read an auth_request answer's body: examples/nginx asks again from error_page
+  // and hands this answer to the client, so it must be FHIR and carry no internal reasons.
+  it("answers the OperationOutcome alone, as FHIR, with X-Smart-Authz-Body: outcome", async () => {
+    const nginx = (uri: string, extra: Record<string, string> = {}) => ({
+      headers: {
+        "x-original-uri": uri,
+        "x-original-method": "GET",
+        "x-smart-authz-body": "outcome",
+        ...extra,
+      },
+    });
+    const scopeless = { authorization: `Bearer ${await issuer.token({ scope: "openid" })}` };
+    const refused = await call("GET", "/v1/gateway/auth", nginx("/fhir/Observation?patient=123", scopeless));
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get("content-type")).toMatch(/^application\/fhir\+json/);
+    expect(refused.body).toEqual({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "forbidden" }],
+    });
+    expect(refused.headers.get("www-authenticate")).toContain('error="insufficient_scope"');
+    expect(refused.headers.get("x-decision")).toBe("deny");
+
+    const hidden = await call(
+      "GET",
+      "/v1/gateway/auth",
+      nginx("/fhir/Secret/1", { authorization: `Bearer ${await issuer.token()}` }),
+    );
+    expect(hidden.status).toBe(404);
+    expect(hidden.text).not.toContain("hidden");
+    expect(hidden.body).toEqual({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "not-found" }],
+    });
+
+    const anonymous = await call("GET", "/v1/gateway/auth", nginx("/fhir/Observation?patient=123"));
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("content-type")).toMatch(/^application\/fhir\+json/);
+    expect(anonymous.body).toMatchObject({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "login" }],
+    });
+    expect(anonymous.headers.get("www-authenticate")).toBe('Bearer realm="smart-authz"');
+    expect(anonymous.headers.get("x-decision")).toBe("deny");
+    expect(anonymous.headers.get("x-policy-revision")).toBe("rev-1");
+
+    const malformed = await call(
+      "GET",
+      "/v1/gateway/auth",
+      nginx("/fhir/Observation?patient=123", { authorization: "Basic dXNlcjpwdw==" }),
+    );
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ resourceType: "OperationOutcome", issue: [{ code: "invalid" }] });
+
+    const allowed = await call(
+      "GET",
+      "/v1/gateway/auth",
+      nginx("/fhir/Observation?patient=123", { authorization: `Bearer ${await issuer.token()}` }),
+    );
+    expect(allowed.status).toBe(200);
+    expect(allowed.body).toMatchObject({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "information", code: "informational" }],
+    });
+
+    // Without the header the gateway still gets the decision document; /v1/filter ignores it.
+    const plain = await call("GET", "/v1/gateway/auth", {
+      headers: { ...nginx("/fhir/Secret/1").headers, "x-smart-authz-body": "decision", ...scopeless },
+    });
+    expect(plain.body).toMatchObject({ decision: "deny", reasons: [{ code: "scope-missing" }] });
+    const viaDecision = await call("POST", "/v1/decision?mode=gateway", {
+      body: { request: { method: "GET", url: "Secret/1" } },
+      headers: { ...scopeless, "x-smart-authz-body": "outcome" },
+    });
+    expect(viaDecision.status).toBe(403);
+    expect(viaDecision.body).toEqual({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "forbidden" }],
+    });
+    const defaultMode = await call("POST", "/v1/decision", {
+      body: { request: { method: "GET", url: "Secret/1" } },
+      headers: { ...scopeless, "x-smart-authz-body": "outcome" },
+    });
+    expect(defaultMode.status).toBe(200);
+    expect(defaultMode.body.decision).toBe("deny");
+  });
+});
+
+describe("relativeToBase (the forwarded URI, relative to server.fhir_base_path)", () => {
+  it("keeps the query and treats the base with a query as the base", () => {
+    expect(relativeToBase("/fhir/Observation?patient=123", "/fhir")).toBe("Observation?patient=123");
+    expect(relativeToBase("/fhir/", "/fhir")).toBe("");
+    expect(relativeToBase("/fhir", "/fhir/")).toBe("");
+    expect(relativeToBase("/fhir?_getpages=abc&_count=5", "/fhir")).toBe("?_getpages=abc&_count=5");
+    expect(relativeToBase("/fhir/?_format=json", "/fhir")).toBe("?_format=json");
+    // A "?" in the query does not move the path.
+    expect(relativeToBase("/fhir/Patient?name=a?b/fhir", "/fhir")).toBe("Patient?name=a?b/fhir");
+    expect(relativeToBase("/fhirx/Patient", "/fhir")).toBe("fhirx/Patient");
+    expect(relativeToBase("/Patient/1", "/")).toBe("Patient/1");
+  });
 });
 
 describe("POST /v1/data/{path} (OPA Data API)", () => {
@@ -598,9 +701,31 @@ describe("operations endpoints", () => {
       resource_type: "Observation",
     });
     expect(typeof line!.latency_ms).toBe("number");
+    expect(line).not.toHaveProperty("request_id");
     const all = logs.raw.join("\n");
     expect(all).not.toContain(token);
     expect(all).not.toContain("p-4711");
+  });
+
+  it("logs a gateway's X-Request-Id when it is a plain token, and nothing else in its place", async () => {
+    const token = await issuer.token();
+    const decide = (requestId: string) =>
+      call("POST", "/v1/decision", {
+        body: { token, request: GET_OBS },
+        headers: { "x-request-id": requestId },
+      });
+    const plain = await decide("req-42.a:b_c");
+    expect(
+      logs.find("decision").find((l) => l.decision_id === plain.headers.get("x-decision-id")),
+    ).toMatchObject({
+      request_id: "req-42.a:b_c",
+    });
+    for (const odd of ["Patient 123", "x".repeat(129), "a/b"]) {
+      const r = await decide(odd);
+      const line = logs.find("decision").find((l) => l.decision_id === r.headers.get("x-decision-id"));
+      expect(line).toBeDefined();
+      expect(line).not.toHaveProperty("request_id");
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from "../ops/default-config.js";
 import { HttpError, sendError, toHttpError, type ApiContext, type AppContext } from "./context.js";
 import { handleData } from "./data-api.js";
 import { handleDecision } from "./decision-api.js";
+import { sendErrorOutcome, wantsOutcomeBody } from "./outcome-body.js";
 import { PARTIAL_BODY_HEADER } from "./gateway-request.js";
 import { handleHealth } from "./health.js";
 import { TimeoutLimiter } from "./rate-limit.js";
@@ -128,7 +129,7 @@ export function createApp(appContext: AppContext): express.Express {
     ctx.metrics.errors.inc({ kind: "not_found" });
     sendError(res, new HttpError(404, "resource_not_found", `no route for ${req.method} ${req.path}`));
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const httpError = toHttpError(err);
     ctx.metrics.errors.inc({ kind: httpError.status >= 500 ? "internal" : "bad_request" });
     if (httpError.status >= 500) ctx.logger.error({ err: describeError(err) }, "request failed");
@@ -136,7 +137,8 @@ export function createApp(appContext: AppContext): express.Express {
       res.end();
       return;
     }
-    sendError(res, httpError);
+    if (wantsOutcomeBody(req)) sendErrorOutcome(res, httpError);
+    else sendError(res, httpError);
   });
   return app;
 }

@@ -19,6 +19,7 @@ import { PARTIAL_BODY_HEADER, gatewayRequest } from "./gateway-request.js";
 import { headerText, insufficientScopeChallenge, invalidTokenChallenge } from "./headers.js";
 import { boundsDenial, checkRequestBounds } from "./limits.js";
 import { isPublicRequest } from "./public-endpoints.js";
+import { isGatewayMode, plainRequestId, sendOutcome, wantsOutcomeBody } from "./outcome-body.js";
 import { clientKey, isPolicyTimeout, rateLimitDenial, retryAfterSeconds } from "./rate-limit.js";
 
 export type Endpoint = "decision" | "filter" | "gateway";
@@ -31,6 +32,9 @@ interface Exchange {
   decisionId: string;
   started: number;
   parsed: ParsedDecisionRequest;
+  /** The caller asked for the OperationOutcome alone (X-Smart-Authz-Body: outcome). */
+  fhirBody: boolean;
+  requestId: string | undefined;
 }
 
 interface Outcome {
@@ -52,15 +56,22 @@ export async function handleDecision(
   const started = performance.now();
   const decisionId = randomUUID();
   res.setHeader("X-Decision-Id", decisionId);
-  const gatewayMode =
-    endpoint === "gateway" ||
-    req.query.mode === "gateway" ||
-    req.get("x-smart-authz-mode")?.toLowerCase() === "gateway";
+  const gatewayMode = isGatewayMode(req, endpoint === "gateway");
   const parsed =
     endpoint === "gateway"
       ? gatewayRequest(req, ctx.config.server.fhirBasePath)
       : parseDecisionRequest(ctx, req, endpoint);
-  const x: Exchange = { ctx, res, endpoint, gatewayMode, decisionId, started, parsed };
+  const x: Exchange = {
+    ctx,
+    res,
+    endpoint,
+    gatewayMode,
+    decisionId,
+    started,
+    parsed,
+    fhirBody: endpoint !== "filter" && wantsOutcomeBody(req),
+    requestId: plainRequestId(req.get("x-request-id")),
+  };
 
   if (parsed.bodyTruncated) {
     reply(x, { decision: truncatedBodyDenial() });
@@ -136,11 +147,13 @@ function reply(x: Exchange, o: Outcome): void {
     return;
   }
   if (o.httpStatus !== undefined) {
-    res.status(o.httpStatus).json(decision);
+    if (x.fhirBody) sendOutcome(res, o.httpStatus, decision);
+    else res.status(o.httpStatus).json(decision);
     return;
   }
   if (!gatewayMode || decision.decision !== "deny") {
-    res.status(200).json(decision);
+    if (x.fhirBody) sendOutcome(res, 200, decision);
+    else res.status(200).json(decision);
     return;
   }
   const status = typeof decision.status === "number" && decision.status >= 400 ? decision.status : 403;
@@ -152,7 +165,8 @@ function reply(x: Exchange, o: Outcome): void {
   } else if (status === 401) {
     res.setHeader("WWW-Authenticate", invalidTokenChallenge());
   }
-  res.status(status).json(decision);
+  if (x.fhirBody) sendOutcome(res, status, decision);
+  else res.status(status).json(decision);
 }
 
 function finish(x: Exchange, o: Outcome): void {
@@ -178,6 +192,7 @@ function finish(x: Exchange, o: Outcome): void {
     url: x.parsed.input.request.url,
     claims: o.claims,
     tokenReason: o.tokenReason,
+    requestId: x.requestId,
   });
 }
 
