@@ -100,15 +100,16 @@ describe.skipIf(!existsSync(bundlePath))("gateway requests with the real policy"
       expect(enforcing.body.reasons?.map((r) => r.code)).not.toContain("search-body-not-supplied");
     });
 
-    it("passes a form body that asks for nothing more", async () => {
+    it("decides a form body as the search (every search's response is filtered: H3)", async () => {
       const r = await call("POST", "/v1/gateway/fhir/Observation/_search", {
         token: user,
-        headers: form,
+        headers: { ...form, "x-smart-authz-gateway-key": KEY },
         body: "code=1234-5&_count=10",
       });
       expect(r.status).toBe(200);
       expect(r.body.decision).toBe("allow");
-      expect(r.body.obligations).toBeUndefined();
+      expect(r.body.obligations?.map((o) => o.type)).toEqual(["filter-response"]);
+      expect(r.body.reasons?.map((x) => x.code) ?? []).not.toContain("search-body-not-supplied");
     });
 
     it.each([
@@ -170,10 +171,11 @@ describe.skipIf(!existsSync(bundlePath))("gateway requests with the real policy"
   });
 
   describe("absolute X-Original-URI (L4)", () => {
+    // An enforcing gateway: reads by id without the stored resource carry filter-response (H3).
     const nginx = (uri: string, token = patient) =>
       call("GET", "/v1/gateway/auth", {
         token,
-        headers: { "x-original-uri": uri, "x-original-method": "GET" },
+        headers: { "x-original-uri": uri, "x-original-method": "GET", "x-smart-authz-gateway-key": KEY },
       });
 
     it.each([
