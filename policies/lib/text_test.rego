@@ -104,7 +104,7 @@ test_literal_text_between_escapes_decodes if {
 	text.percent_decode("100%25") == "100%"
 }
 
-# data.lib.percent is generated (scripts/generate-percent-tables.mjs); this recomputes every entry
+# data.lib.percent is generated (scripts/generate-policy-tables.mjs); this recomputes every entry
 # from the byte value with OPA's evaluator, independently of the generator.
 base64_alphabet := split("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "")
 
