@@ -120,8 +120,24 @@ resource_positions := [i | some _, positions in positions_of_type; some i in pos
 # description: |
 #   The grants on resource type t (its own scopes and the "*" ones): one per distinct
 #   (context, type, constraints), with the union of their letters and their scopes, in sorted order
-#   (a set's iteration order differs between OPA's evaluator and its WASM target).
-grants_of(t) := group(array.concat([scope.parse(tokens[i]) | some i in object.get(positions_of_type, t, set())], wildcard_scopes_unless(t)))
+#   (a set's iteration order differs between OPA's evaluator and its WASM target). A Bundle filter
+#   or a batch asks for the same types again and again: for those the grants are computed once per
+#   decision, for the types of the response's entries, and for every type of a batch when the token
+#   has few resource scopes; otherwise each time, for the type asked about.
+grants_of(t) := g if {
+	g := cached_grants[t]
+} else := type_grants(t) if {
+	object.get(positions_of_type, t, false)
+} else := wildcard_grants
+
+cached_grants := {t: type_grants(t) | some t, _ in positions_of_type} if {
+	input.request.body.resourceType == "Bundle"
+	count(resource_positions) <= 8
+} else := {t: type_grants(t) | some t in response_types; object.get(positions_of_type, t, false)}
+
+response_types := {t | some e in input.response.entry; t := e.resource.resourceType; is_string(t)}
+
+type_grants(t) := group(array.concat([scope.parse(tokens[i]) | some i in positions_of_type[t]], wildcard_scopes_unless(t)))
 
 # "*" is itself a type name only in the wildcard scopes: they are counted once.
 wildcard_scopes_unless(t) := [] if t == "*"
@@ -129,6 +145,9 @@ wildcard_scopes_unless(t) := [] if t == "*"
 wildcard_scopes_unless(t) := wildcard_scopes if t != "*"
 
 wildcard_scopes := [scope.parse(tokens[i]) | some i in object.get(positions_of_type, "*", set())]
+
+# The grants on a type without scopes of its own.
+wildcard_grants := group(wildcard_scopes)
 
 # METADATA
 # title: grants

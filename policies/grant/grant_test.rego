@@ -96,3 +96,17 @@ test_unrelated_scopes_change_nothing if {
 	alone == among_many
 	grant.parsed.valid with input as with_scope(concat(" ", [many_scopes, few]))
 }
+
+# Grants are computed once per decision for the types of a response's entries (and for every type
+# when the token has few resource scopes): the same grants as computed on demand.
+test_cached_grants_are_the_grants_on_demand if {
+	claim := concat(" ", [many_scopes, "patient/Observation.rs?category=laboratory user/Observation.read"])
+	response := {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation"}}, {"resource": {"resourceType": "Condition"}}]}
+	on_demand := [grant.for_any(t, ["r", "s"]) | some t in ["Observation", "Condition", "Patient", "*"]] with input as with_scope(claim)
+	cached := [grant.for_any(t, ["r", "s"]) | some t in ["Observation", "Condition", "Patient", "*"]] with input as object.union(with_scope(claim), {"response": response})
+	count({g | some g in on_demand[0]}) == 2
+	on_demand == cached
+	few := object.union(with_scope("patient/Observation.rs?category=laboratory user/Observation.read patient/*.s"), {"request": {"body": {"resourceType": "Bundle"}}})
+	count(grant.cached_grants) == 2 with input as few
+	[grant.for(t, "s") | some t in ["Observation", "Condition"]] == [grant.type_grants(t) | some t in ["Observation", "Condition"]] with input as few
+}
