@@ -13,7 +13,7 @@ POLICY_DATA := $(shell find policies -name 'data.json' 2>/dev/null)
 # A recipe that fails leaves no half-made target behind.
 .DELETE_ON_ERROR:
 
-.PHONY: all tools deps generate policy build test test-rego test-host fmt fmt-check lint check serve bench parity fuzz soak clean
+.PHONY: all tools deps generate policy build test test-rego test-host fmt fmt-check lint check serve bench bench-quick bench-baseline bench-docs parity fuzz soak clean
 
 all: build
 
@@ -112,5 +112,26 @@ fuzz: build
 soak: build
 	node scripts/soak/run.mjs
 
+# The compiled host for the benchmarks, rebuilt only when a source changed.
+DIST_STAMP := dist/.tsc-stamp
+$(DIST_STAMP): $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+	$(NODE_BIN)/tsc -p tsconfig.json
+	@touch $@
+
+# Benchmarks (docs/benchmarks.md): results go to build/bench/ only; `make bench-docs` copies the
+# tables of the last full run into docs/benchmarks.md.
 bench: build
 	node scripts/bench/run.mjs
+
+# The regression gate: in-process ratios to the floor policies against scripts/bench/baseline.json.
+bench-quick: policy $(DIST_STAMP)
+	BENCH_QUICK=1 node scripts/bench/run.mjs --check
+
+# Rewrites scripts/bench/baseline.json from three quick runs (per ratio, the median).
+bench-baseline: policy $(DIST_STAMP)
+	@for i in 1 2 3; do BENCH_QUICK=1 node scripts/bench/run.mjs >/dev/null && cp build/bench/quick.json build/bench/baseline-run-$$i.json || exit 1; done
+	node scripts/bench/check.mjs --update build/bench/baseline-run-1.json build/bench/baseline-run-2.json build/bench/baseline-run-3.json
+
+bench-docs:
+	node scripts/bench/report.mjs --docs
+

@@ -128,3 +128,55 @@ test_parse_all_rejects_non_string_claims if {
 test_missing_dot_is_reported if {
 	contains(scope.parse("patient/Observation").error, "missing '.'")
 }
+
+# data.scope.tables is generated (scripts/generate-policy-tables.mjs); recomputed here.
+test_permission_table_is_v1_and_every_ordered_subset_of_cruds if {
+	letters := ["c", "r", "u", "d", "s"]
+	v2 := {concat("", [l | some i, l in letters; bits.and(mask, bits.lsh(1, 4 - i)) != 0]) | some mask in numbers.range(1, 31)}
+	count(v2) == 31
+	scope.permissions == object.union({"read": "v1", "write": "v1", "*": "v1"}, {p: "v2" | some p in v2})
+}
+
+test_heads_table_has_every_context_and_resource_type if {
+	types := {t | some t, _ in data.fhir.r4.resource_types} | {"*"}
+	scope.heads == {concat("/", [c, t]): t | some c in scope.contexts; some t in types}
+}
+
+# Tokens the cheap recognisers accept (grant.rego relies on them) and what parse says of them.
+quick_cases := [
+	"patient/*.rs", "user/*.cruds", "system/*.read", "patient/*.*", "user/*.write",
+	"patient/Observation.rs", "patient/Observation.read", "user/Observation.cud", "system/Condition.s",
+	"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+	"patient/Observation.rs?category=laboratory&status=final",
+	"user/Condition.cruds?clinical-status=active&category=problem-list-item",
+]
+
+# Tokens they must leave to parse: malformed ones, and forms that need decoding or more checks.
+not_quick_cases := [
+	"patient/Observation", "patient/Observation.", "patient/Observation.sr", "patient/Observation.RS",
+	"patient/observation.rs", "Patient/Observation.rs", "patient/Foo.rs", "patient/Observation.rs.x",
+	"patient/Observation.read?category=x", "patient/Observation.rs?", "patient/Observation.rs?category",
+	"patient/Observation.rs?=x", "patient/Observation.rs?category=", "patient/Observation.rs?a=b&",
+	"patient/Observation.rs?a=b&&c=d", "patient/Observation.rs?code=%zz", "patient/Observation.rs?code=%C3%A9",
+	"patient/Observation.rs?status=final,amended", "patient/Observation.rs?code=a=b", "patient/Observation.rs?a=b?c=d",
+	"patient://x.rs", "launch/patient", "openid", "superuser", "",
+]
+
+test_quick_recognisers_agree_with_parse if {
+	plain := scope.plain_resource_types(quick_cases)
+	constrained := scope.constrained_resource_types(quick_cases)
+	every i, t in quick_cases {
+		p := scope.parse(t)
+		p.kind == "resource"
+		object.get(plain, i, object.get(constrained, [i, 0], null)) == p.type
+	}
+}
+
+test_quick_recognisers_leave_other_forms_to_parse if {
+	count(scope.plain_resource_types(not_quick_cases)) == 0
+	count(scope.constrained_resource_types(not_quick_cases)) == 0
+}
+
+test_constrained_recogniser_returns_the_query_for_the_printable_check if {
+	scope.constrained_resource_types(["user/Condition.rs?category=x|y"]) == {0: ["Condition", "category=x|y"]}
+}
