@@ -11,9 +11,9 @@
  */
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Decision, DecisionInput } from "../src/contract.js";
-import type { PolicyEngine } from "../src/engine.js";
-import { loadRealEngine } from "./support/policy.js";
+import type { Decision, DecisionInput } from "../src/core/contract.js";
+import type { PolicyEngine } from "../src/policy/engine.js";
+import { loadRealEngine } from "./helpers/policy.js";
 
 let engine: PolicyEngine;
 beforeAll(async () => {

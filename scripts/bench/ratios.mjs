@@ -8,8 +8,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { readBundle } from "../../dist/src/bundle.js";
-import { PolicyEngine } from "../../dist/src/engine.js";
+import { readBundle } from "../../dist/src/policy/bundle.js";
+import { PolicyEngine } from "../../dist/src/policy/engine.js";
 import { SCOPE_VOLUMES, mix, scopeVolumeRead } from "./inputs.mjs";
 import { BUNDLE, OPA, QUICK, ROOT, log, round } from "./lib.mjs";
 
