@@ -24,6 +24,8 @@ import { DEMO_PRIVATE_JWK } from "./auth/demo-keys.js";
 import type { PolicyEngine } from "./policy/engine.js";
 import { SmartAuthzError, describeError } from "./core/errors.js";
 import { VERSION, startService } from "./server.js";
+import { PROXY_USAGE, proxyOptions } from "./proxy/options.js";
+import { withProxy } from "./ops/config.js";
 
 export interface CliIO {
   stdout: (text: string) => void;
@@ -36,6 +38,7 @@ const USAGE = `usage: smart-authz <command> [options]
 
 commands:
   serve [--config FILE]                 run the decision service (default: embedded DEMO config)
+  ${PROXY_USAGE}
   check-config FILE                     validate a config file
   token [--scope S] [--patient ID] [--fhir-user REF] [--ttl SECONDS] [--sub S] [--client-id S]
                                         mint a DEMO access token (demo key; never for production)
@@ -56,6 +59,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     switch (command) {
       case "serve":
         return await serve(rest, io);
+      case "proxy":
+        return await proxy(rest, io);
       case "check-config":
         return await checkConfig(rest, io);
       case "token":
@@ -121,6 +126,17 @@ async function serve(argv: string[], io: CliIO): Promise<number> {
         ? `  WARNING: the DEMO issuer ${DEMO_ISSUER} is trusted; its private key is public. Never use this in production.\n` +
           `  try:  TOKEN=$(smart-authz token --scope "patient/Observation.rs" --patient 123)\n`
         : ""),
+  );
+  await new Promise<void>((resolve) => service.server.once("close", () => resolve()));
+  return 0;
+}
+
+async function proxy(argv: string[], io: CliIO): Promise<number> {
+  const options = proxyOptions(argv, io.env);
+  const config = withProxy(loadConfig(options.configPath, options.env), options.upstream, options.env);
+  const service = await startService(config, { signals: true, proxy: true });
+  io.stderr(
+    `smart-authz ${VERSION} proxy on ${service.proxy?.publicBase} -> ${config.proxy?.upstream.url}; decision API on ${service.url}\n`,
   );
   await new Promise<void>((resolve) => service.server.once("close", () => resolve()));
   return 0;

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from "./ops/logging.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { PolicyPool } from "./policy/pool.js";
 import { TokenVerifier } from "./auth/tokens.js";
+import { startProxy, type RunningProxy } from "./proxy/service.js";
 
 export const VERSION = "0.1.0";
 
@@ -27,6 +28,8 @@ export interface ServiceOptions {
   signals?: boolean;
   /** Collect Node process metrics (default true). */
   defaultMetrics?: boolean;
+  /** Also open the enforcing proxy's front door (`smart-authz proxy`; needs the `proxy:` section). */
+  proxy?: boolean;
 }
 
 export interface Service {
@@ -41,6 +44,8 @@ export interface Service {
   server: Server;
   /** The audit log (undefined when the config has no `audit` section). */
   audit: AuditLog | undefined;
+  /** The enforcing proxy, when started with `proxy: true`. */
+  proxy: RunningProxy | undefined;
   /**
    * What SIGHUP does: reopens the audit file (log rotation) and re-reads the bundle now. Resolves
    * true when a new bundle was activated.
@@ -51,6 +56,12 @@ export interface Service {
 }
 
 export async function startService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  if (options.proxy && !config.proxy) {
+    throw new SmartAuthzError(
+      "CONFIG_INVALID",
+      `${config.origin}: the proxy needs a \`proxy:\` section with at least \`upstream.url\` (the FHIR server's base URL)`,
+    );
+  }
   const logger = createLogger(config.logging, options.logDestination);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics });
   const tokens = new TokenVerifier(config.tokens);
@@ -108,7 +119,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   }
 
   let shuttingDown = false;
-  const app = createApp({
+  const ctx = {
     config,
     evaluator: pool,
     tokens,
@@ -118,7 +129,8 @@ export async function startService(config: Config, options: ServiceOptions = {})
     shuttingDown: () => shuttingDown,
     version: VERSION,
     audit,
-  });
+  };
+  const app = createApp(ctx);
   const server = createServer(app);
   // Idle keep-alive connections must outlive the gateway's upstream idle timeout (docs/sidecar.md).
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
@@ -177,24 +189,43 @@ export async function startService(config: Config, options: ServiceOptions = {})
     `smart-authz ${VERSION} listening on ${url} (policy revision ${bundles.current?.revision ?? "none yet"})`,
   );
 
+  let proxy: RunningProxy | undefined;
+  if (options.proxy && config.proxy) {
+    try {
+      proxy = await startProxy(ctx, config.proxy);
+    } catch (err) {
+      bundles.stop();
+      server.close();
+      await pool.close();
+      throw err;
+    }
+  }
+
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
       shuttingDown = true;
       bundles.stop();
+      // The proxy's in-flight requests still need the policy: it drains before the pool closes.
+      const proxyClosed = proxy?.close() ?? Promise.resolve();
       logger.info("shutting down: draining in-flight requests");
       const force = setTimeout(() => {
         logger.warn("shutdown grace period over: closing remaining connections");
         server.closeAllConnections();
+        proxy?.server.closeAllConnections();
       }, config.server.shutdownGraceMs);
       force.unref();
       server.close(() => {
-        clearTimeout(force);
         removeSignals();
-        void Promise.all([pool.close(), audit?.close()]).finally(() => {
-          logger.info("stopped");
-          resolve();
-        });
+        void proxyClosed
+          .then(() => {
+            clearTimeout(force);
+            return Promise.all([pool.close(), audit?.close()]);
+          })
+          .finally(() => {
+            logger.info("stopped");
+            resolve();
+          });
       });
       server.closeIdleConnections();
     });
@@ -239,6 +270,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     logger,
     server,
     audit,
+    proxy,
     reload: async () => {
       await reopenAudit();
       const activated = await bundles.reload(true);

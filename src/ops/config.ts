@@ -99,6 +99,49 @@ export interface GatewayConfig {
   enforcing: EnforcingGateway[];
 }
 
+/** How the proxy authenticates to the FHIR server. Secrets come from the environment only. */
+export type UpstreamAuth =
+  | { type: "none" }
+  | { type: "bearer"; tokenEnv: string; token: string }
+  | { type: "basic"; username: string; passwordEnv: string; password: string }
+  /** Forwards the client's own access token (only when the FHIR server itself expects SMART tokens). */
+  | { type: "forward-client-token" };
+
+/**
+ * How ORed `narrow` alternatives become one upstream search: `auto` asks the server's
+ * CapabilityStatement (`_filter`, then compartment search), `filter` and `compartment` force one
+ * form, `single` never combines alternatives. When none applies, `fallback` decides.
+ */
+export type NarrowingStrategy = "auto" | "filter" | "compartment" | "single";
+export type NarrowingFallback = "primary" | "response-filter" | "refuse";
+
+export interface ProxyConfig {
+  host: string;
+  port: number;
+  /** Path of the FHIR base on the proxy, e.g. "/fhir" (no trailing slash; "" for the root). */
+  basePath: string;
+  /** The base URL clients use (links, Location, fullUrl); undefined: http://<listen><base_path>. */
+  publicBaseUrl: string | undefined;
+  bodyLimitBytes: number;
+  upstream: {
+    /** The FHIR server's base URL, without a trailing slash. */
+    url: string;
+    auth: UpstreamAuth;
+    timeoutMs: number;
+    maxResponseBytes: number;
+    /** How often the CapabilityStatement is fetched again (0: only at start). */
+    capabilityRefreshMs: number;
+  };
+  narrowing: { strategy: NarrowingStrategy; fallback: NarrowingFallback };
+  cursor: {
+    /** The environment variable holding the HMAC key for paging cursors. */
+    keyEnv: string;
+    /** The key; undefined when the variable is unset (a random key per process is used then). */
+    key: string | undefined;
+    ttlMs: number;
+  };
+}
+
 /** The policy pool's settings; environment only (SMART_AUTHZ_POOL_*). Unset: the pool's defaults. */
 export interface PoolSettings {
   mode?: "inline" | "workers";
@@ -123,6 +166,8 @@ export interface Config {
   audit: AuditConfig | undefined;
   /** The `policy:` section, owned by the policy author, passed to the policy as `data.config`. */
   policy: Record<string, unknown>;
+  /** The enforcing reverse proxy (`smart-authz proxy`); undefined when the file has no `proxy:` section. */
+  proxy: ProxyConfig | undefined;
   /** True when the demo issuer with the published demo key is trusted. */
   demo: boolean;
 }
@@ -140,7 +185,12 @@ export const ENV = {
   poolWorkers: "SMART_AUTHZ_POOL_WORKERS",
   poolTimeoutMs: "SMART_AUTHZ_POOL_TIMEOUT_MS",
   poolQueue: "SMART_AUTHZ_POOL_QUEUE",
+  proxyListen: "SMART_AUTHZ_PROXY_LISTEN",
+  proxyUpstream: "SMART_AUTHZ_PROXY_UPSTREAM",
 } as const;
+
+/** The default environment variable for the proxy's paging-cursor key. */
+export const DEFAULT_CURSOR_KEY_ENV = "SMART_AUTHZ_PROXY_CURSOR_KEY";
 
 export interface ConfigIssue {
   /** Dotted path of the field, e.g. `tokens.issuers[0].audience`. */
@@ -219,6 +269,7 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     logging: { ...config.logging },
     gateway: { enforcing: config.gateway.enforcing.map((g) => ({ ...g, key: gatewayKey(g, env) })) },
     pool: poolSettingsFromEnv(env),
+    proxy: config.proxy ? proxyFromEnv(config.proxy, env) : undefined,
   };
   const listen = env[ENV.listen];
   if (listen) {
@@ -239,6 +290,85 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     out.logging.level = level as LogLevel;
   }
   return out;
+}
+
+/**
+ * A config with a `proxy:` section: the file's own, or (when it has none) the defaults in front of
+ * `upstreamUrl` (`smart-authz proxy --upstream URL` on the embedded demo config). Environment
+ * overrides apply either way.
+ */
+export function withProxy(config: Config, upstreamUrl: string | undefined, env: NodeJS.ProcessEnv): Config {
+  if (config.proxy || upstreamUrl === undefined) return config;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(JSON.stringify({ upstream: { url: upstreamUrl } }), { lineCounter });
+  const v = new Validator(doc, lineCounter, process.cwd());
+  const proxy = v.proxySection(doc.toJS(), ["proxy"]);
+  if (!proxy || v.issues.length > 0) throw configError("--upstream", v.issues);
+  return { ...config, proxy: proxyFromEnv(proxy, env) };
+}
+
+/** The proxy's secrets (upstream credentials, cursor key) and per-deployment overrides. */
+function proxyFromEnv(proxy: ProxyConfig, env: NodeJS.ProcessEnv): ProxyConfig {
+  const fail = (m: string): never => {
+    throw new SmartAuthzError("CONFIG_INVALID", m);
+  };
+  const out: ProxyConfig = {
+    ...proxy,
+    upstream: { ...proxy.upstream },
+    cursor: { ...proxy.cursor },
+    narrowing: { ...proxy.narrowing },
+  };
+  const listen = env[ENV.proxyListen];
+  if (listen) {
+    const parsed = parseListen(listen);
+    if (typeof parsed === "string") fail(`${ENV.proxyListen}: ${parsed}`);
+    else {
+      out.host = parsed.host;
+      out.port = parsed.port;
+    }
+  }
+  const upstream = env[ENV.proxyUpstream];
+  if (upstream) {
+    const problem = httpUrlProblem(upstream);
+    if (problem) fail(`${ENV.proxyUpstream}: ${problem}`);
+    out.upstream.url = upstream.replace(/\/+$/, "");
+  }
+  const auth = proxy.upstream.auth;
+  if (auth.type === "bearer") {
+    const token = env[auth.tokenEnv];
+    if (!token) fail(`proxy.upstream.auth: ${auth.tokenEnv} must hold the upstream bearer token`);
+    out.upstream.auth = { ...auth, token: token! };
+  } else if (auth.type === "basic") {
+    const password = env[auth.passwordEnv];
+    if (!password) fail(`proxy.upstream.auth: ${auth.passwordEnv} must hold the upstream password`);
+    out.upstream.auth = { ...auth, password: password! };
+  }
+  const key = env[proxy.cursor.keyEnv];
+  if (key !== undefined && key !== "") {
+    if (key.length < MIN_GATEWAY_KEY_LENGTH) {
+      fail(
+        `proxy.cursor: ${proxy.cursor.keyEnv} must hold a key of at least ${MIN_GATEWAY_KEY_LENGTH} characters`,
+      );
+    }
+    out.cursor.key = key;
+  } else out.cursor.key = undefined;
+  return out;
+}
+
+/** Why `value` is not an absolute http(s) URL usable as a base (no query, no fragment), or undefined. */
+function httpUrlProblem(value: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return `must be an absolute http:// or https:// URL, got ${JSON.stringify(value)}`;
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") return "must be an http:// or https:// URL";
+  if (u.search !== "" || u.hash !== "" || value.includes("?") || value.includes("#"))
+    return "must not have a query or fragment";
+  if (u.username !== "" || u.password !== "")
+    return "must not carry credentials; use proxy.upstream.auth with the environment";
+  return undefined;
 }
 
 /** The policy pool is tuned per deployment through the environment. */
@@ -325,7 +455,7 @@ class Validator {
     const top = this.object(
       root,
       [],
-      ["server", "tokens", "bundle", "logging", "gateway", "audit", "policy"],
+      ["server", "tokens", "bundle", "logging", "gateway", "audit", "policy", "proxy"],
     );
     if (!top) return undefined;
     const server = this.server(top.server, ["server"]);
@@ -340,10 +470,13 @@ class Validator {
       const p = this.object(top.policy, ["policy"], null);
       if (p) policy = p;
     }
+    const proxy =
+      top.proxy === undefined || top.proxy === null ? undefined : this.proxySection(top.proxy, ["proxy"]);
     if (!server || !tokens || !bundle || !logging || !gateway) return undefined;
     if (top.audit !== undefined && top.audit !== null && !audit) return undefined;
+    if (top.proxy !== undefined && top.proxy !== null && !proxy) return undefined;
     const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
-    return { origin, server, tokens, bundle, logging, gateway, pool: {}, audit, policy, demo };
+    return { origin, server, tokens, bundle, logging, gateway, pool: {}, audit, policy, proxy, demo };
   }
 
   private server(value: unknown, path: Path): ServerConfig | undefined {
@@ -623,6 +756,191 @@ class Validator {
       });
     }
     return { enforcing };
+  }
+
+  proxySection(value: unknown, path: Path): ProxyConfig | undefined {
+    const o = this.object(value, path, [
+      "listen",
+      "base_path",
+      "public_base_url",
+      "body_limit",
+      "upstream",
+      "narrowing",
+      "cursor",
+    ]);
+    if (!o) return undefined;
+    const before = this.issues.length;
+    let host = "127.0.0.1";
+    let port = 8080;
+    if (o.listen !== undefined) {
+      const raw = typeof o.listen === "number" ? String(o.listen) : o.listen;
+      const parsed = typeof raw === "string" ? parseListen(raw) : 'must be "host:port" or a port number';
+      if (typeof parsed === "string") this.issue([...path, "listen"], parsed);
+      else ({ host, port } = parsed);
+    }
+    let basePath = "/fhir";
+    if (o.base_path !== undefined) {
+      const p = this.string(o.base_path, [...path, "base_path"]);
+      if (p !== undefined) {
+        if (!/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?\/?$/.test(p) || /(^|\/)\.\.?(\/|$)/.test(p))
+          this.issue([...path, "base_path"], 'must be a plain path starting with "/", e.g. "/fhir" or "/"');
+        else basePath = p.replace(/\/+$/, "");
+      }
+    }
+    let publicBaseUrl: string | undefined;
+    if (o.public_base_url !== undefined && o.public_base_url !== null) {
+      const u = this.string(o.public_base_url, [...path, "public_base_url"]);
+      const problem = u === undefined ? undefined : httpUrlProblem(u);
+      if (problem) this.issue([...path, "public_base_url"], problem);
+      else if (u !== undefined) publicBaseUrl = u.replace(/\/+$/, "");
+    }
+    const bodyLimitBytes = this.size(o.body_limit, [...path, "body_limit"], 4 * 1024 * 1024);
+
+    const up = this.object(
+      o.upstream,
+      [...path, "upstream"],
+      ["url", "auth", "timeout_ms", "max_response_size", "capability_refresh_seconds"],
+    );
+    let url = "";
+    let auth: UpstreamAuth = { type: "none" };
+    let timeoutMs = 30_000;
+    let maxResponseBytes = 16 * 1024 * 1024;
+    let capabilityRefreshMs = 300_000;
+    if (up) {
+      const raw = this.string(up.url, [...path, "upstream", "url"]);
+      const problem = raw === undefined ? undefined : httpUrlProblem(raw);
+      if (problem) this.issue([...path, "upstream", "url"], problem);
+      else if (raw !== undefined) url = raw.replace(/\/+$/, "");
+      if (up.auth !== undefined && up.auth !== null) {
+        const a = this.upstreamAuth(up.auth, [...path, "upstream", "auth"]);
+        if (a) auth = a;
+      }
+      timeoutMs = this.number(up.timeout_ms, [...path, "upstream", "timeout_ms"], 30_000, 100, 600_000);
+      maxResponseBytes = this.size(
+        up.max_response_size,
+        [...path, "upstream", "max_response_size"],
+        16 * 1024 * 1024,
+      );
+      capabilityRefreshMs =
+        this.number(
+          up.capability_refresh_seconds,
+          [...path, "upstream", "capability_refresh_seconds"],
+          300,
+          0,
+          86_400,
+        ) * 1000;
+    }
+
+    const n =
+      o.narrowing === undefined || o.narrowing === null
+        ? {}
+        : this.object(o.narrowing, [...path, "narrowing"], ["strategy", "fallback"]);
+    let strategy: NarrowingStrategy = "auto";
+    let fallback: NarrowingFallback = "primary";
+    if (n) {
+      strategy = this.oneOf(
+        n.strategy,
+        [...path, "narrowing", "strategy"],
+        ["auto", "filter", "compartment", "single"],
+        "auto",
+      );
+      fallback = this.oneOf(
+        n.fallback,
+        [...path, "narrowing", "fallback"],
+        ["primary", "response-filter", "refuse"],
+        "primary",
+      );
+    }
+
+    const c =
+      o.cursor === undefined || o.cursor === null
+        ? {}
+        : this.object(o.cursor, [...path, "cursor"], ["key_env", "ttl_seconds"]);
+    let keyEnv = DEFAULT_CURSOR_KEY_ENV;
+    let ttlMs = 900_000;
+    if (c) {
+      if (c.key_env !== undefined) {
+        const k = this.string(c.key_env, [...path, "cursor", "key_env"]);
+        if (k !== undefined && !/^[A-Z_][A-Z0-9_]*$/.test(k))
+          this.issue([...path, "cursor", "key_env"], "must name an environment variable (A-Z, 0-9, _)");
+        else if (k !== undefined) keyEnv = k;
+      }
+      ttlMs = this.number(c.ttl_seconds, [...path, "cursor", "ttl_seconds"], 900, 10, 86_400) * 1000;
+    }
+    if (!up || this.issues.length > before) return undefined;
+    return {
+      host,
+      port,
+      basePath,
+      publicBaseUrl,
+      bodyLimitBytes,
+      upstream: { url, auth, timeoutMs, maxResponseBytes, capabilityRefreshMs },
+      narrowing: { strategy, fallback },
+      cursor: { keyEnv, key: undefined, ttlMs },
+    };
+  }
+
+  private upstreamAuth(value: unknown, path: Path): UpstreamAuth | undefined {
+    const o = this.object(value, path, ["type", "token_env", "username", "password_env"]);
+    if (!o) return undefined;
+    const type = this.oneOf(
+      o.type,
+      [...path, "type"],
+      ["none", "bearer", "basic", "forward-client-token"],
+      undefined,
+    );
+    const envName = (key: string): string | undefined => {
+      const v = this.string(o[key], [...path, key]);
+      if (v !== undefined && !/^[A-Z_][A-Z0-9_]*$/.test(v)) {
+        this.issue([...path, key], "must name an environment variable (A-Z, 0-9, _)");
+        return undefined;
+      }
+      return v;
+    };
+    const extra = (allowed: string[]) => {
+      for (const k of ["token_env", "username", "password_env"]) {
+        if (o[k] !== undefined && !allowed.includes(k))
+          this.issue([...path, k], `not used with type ${JSON.stringify(type)}`, true);
+      }
+    };
+    switch (type) {
+      case "none":
+      case "forward-client-token":
+        extra([]);
+        return { type };
+      case "bearer": {
+        extra(["token_env"]);
+        const tokenEnv = envName("token_env");
+        return tokenEnv === undefined ? undefined : { type, tokenEnv, token: "" };
+      }
+      case "basic": {
+        extra(["username", "password_env"]);
+        const username = this.string(o.username, [...path, "username"]);
+        if (username !== undefined && username.includes(":"))
+          this.issue([...path, "username"], 'must not contain ":"');
+        const passwordEnv = envName("password_env");
+        return username === undefined || passwordEnv === undefined || username.includes(":")
+          ? undefined
+          : { type, username, passwordEnv, password: "" };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private oneOf<T extends string, F extends T | undefined>(
+    value: unknown,
+    path: Path,
+    allowed: readonly T[],
+    fallback: F,
+  ): T | F {
+    if (value === undefined || value === null) {
+      if (fallback === undefined) this.issue(path, `required: one of ${allowed.join(", ")}`);
+      return fallback;
+    }
+    if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
+    this.issue(path, `must be one of ${allowed.join(", ")}, got ${describe(value)}`);
+    return fallback;
   }
 
   private logging(value: unknown, path: Path): LoggingConfig | undefined {

@@ -1,0 +1,56 @@
+/**
+ * The proxy's one way to ask the policy: the same evaluator (worker pool) as the sidecar API, the
+ * audit obligations written before anything is released (a decision that cannot be audited is
+ * replaced by a deny), one decision log line and the decision metrics per call.
+ */
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Decision, DecisionInput } from "../core/contract.js";
+import { logDecision } from "../ops/logging.js";
+import { carryOutAudit, type AppContext } from "../api/context.js";
+
+export type Claims = Record<string, unknown>;
+
+export interface DecideExtras {
+  resource?: unknown;
+  response?: unknown;
+}
+
+export class Decider {
+  constructor(private readonly ctx: AppContext) {}
+
+  async decide(
+    claims: Claims,
+    request: DecisionInput["request"],
+    extras: DecideExtras = {},
+  ): Promise<Decision> {
+    const started = performance.now();
+    const decisionId = randomUUID();
+    const input: DecisionInput = { claims, request, now: new Date().toISOString() };
+    if (extras.resource !== undefined) input.resource = extras.resource;
+    if (extras.response !== undefined) input.response = extras.response;
+    const evaluated = await this.ctx.evaluator.decide(input);
+    const decision = await carryOutAudit(this.ctx, evaluated.decision, decisionId);
+    const latencyMs = performance.now() - started;
+    this.ctx.metrics.decisions.inc({ endpoint: "proxy", outcome: decision.decision });
+    this.ctx.metrics.latency.observe({ endpoint: "proxy" }, latencyMs / 1000);
+    if (decision.decision === "deny" && decision.reasons?.some((r) => r?.code === "policy-error"))
+      this.ctx.metrics.errors.inc({ kind: "policy_error" });
+    logDecision(this.ctx.logger, this.ctx.config.logging, {
+      decisionId,
+      endpoint: "proxy",
+      revision: evaluated.revision,
+      decision,
+      latencyMs,
+      method: request.method,
+      url: request.url,
+      claims,
+    });
+    return decision;
+  }
+}
+
+/** An allow that asks for nothing more than forwarding (no narrowing, no obligation but audit). */
+export function plainAllow(d: Decision): boolean {
+  return d.decision === "allow" && !(d.obligations ?? []).some((o) => o.type !== "audit");
+}

@@ -1,0 +1,283 @@
+/**
+ * Searches, history, operations and their later pages. The decision's narrowing becomes one
+ * upstream search (narrowing.ts); every page the server answers is filtered by the policy
+ * (release.ts); paging links become signed cursors that only this token's subject/client/patient
+ * can follow, and every page is decided and filtered again; `total` is given only when it is
+ * exact for what the client can see (the whole result on one page) and removed otherwise.
+ */
+import type { Decision, DecisionInput } from "../core/contract.js";
+import { bindingOf, narrowFingerprint } from "./cursor.js";
+import {
+  checkerOf,
+  decisionRequest,
+  forwardHeaders,
+  planOptions,
+  policyHeaders,
+  upstreamCall,
+  upstreamFailure,
+  type Exchange,
+  type ProxyRuntime,
+} from "./exchange.js";
+import {
+  appendParams,
+  classify,
+  queryValues,
+  targetOf,
+  withQuery,
+  withoutParams,
+  type Interaction,
+} from "./interaction.js";
+import { planNarrowing, type Plan } from "./narrowing.js";
+import { ProxyError, denial, notFound, operationOutcome, type ProxyAnswer } from "./outcome.js";
+import { applyElements, elementsOf, isBundle, isObject, releaseBundle, releaseResource } from "./release.js";
+import { rewriteBundle, type PageBinding } from "./rewrite.js";
+import type { UpstreamResponse } from "./upstream.js";
+
+/** Parameters that only shape the representation: the proxy applies or refuses them itself. */
+const PROXY_HANDLED = ["_format", "_elements"];
+
+type SearchLike = Extract<Interaction, { kind: "search" | "compartment-search" | "history" | "operation" }>;
+
+export function isSearchLike(i: Interaction): i is SearchLike {
+  return (
+    i.kind === "search" || i.kind === "compartment-search" || i.kind === "history" || i.kind === "operation"
+  );
+}
+
+/** The narrowing plan for a search-like interaction and its decision. */
+export function searchPlan(rt: ProxyRuntime, i: SearchLike, decision: Decision): Plan {
+  if (decision.decision !== "filter" || !Array.isArray(decision.narrow) || decision.narrow.length === 0)
+    return { kind: "as-is" };
+  // History and operations take no search parameters: their answers are filtered instead.
+  if (i.kind === "history" || i.kind === "operation")
+    return { kind: "response-filter", params: [], alternatives: decision.narrow };
+  const type = i.kind === "search" ? i.type : undefined;
+  const plan = planNarrowing(decision.narrow, type, planOptions(rt, "search"));
+  // A compartment search is already in the compartment; a type-less search cannot become one.
+  if (plan.kind === "compartment" && i.kind !== "search")
+    return planNarrowing(decision.narrow, undefined, planOptions(rt, "search"));
+  return plan;
+}
+
+export async function handleSearch(
+  rt: ProxyRuntime,
+  ex: Exchange,
+  i: SearchLike,
+  decision: Decision,
+): Promise<ProxyAnswer> {
+  const request = decisionRequest(ex);
+  if (
+    queryValues(ex.target.query, "_summary").includes("count") ||
+    formValues(ex, "_summary").includes("count")
+  ) {
+    throw new ProxyError(
+      400,
+      "not-supported",
+      "_summary=count is not supported through the proxy: the server's count would include records this token may not see",
+    );
+  }
+  const plan = searchPlan(rt, i, decision);
+  if (plan.kind === "refuse")
+    throw new ProxyError(plan.status, plan.status >= 500 ? "exception" : "forbidden", plan.message);
+  const elements = elementsOf([...queryValues(ex.target.query, "_elements"), ...formValues(ex, "_elements")]);
+
+  let path = ex.target.path;
+  let query = withoutParams(ex.target.query, PROXY_HANDLED);
+  if (plan.kind === "compartment") path = `Patient/${plan.compartment.id}/${(i as { type: string }).type}`;
+  if (plan.kind !== "as-is") query = appendParams(query, plan.params);
+
+  const method = ex.method === "HEAD" ? "GET" : ex.method;
+  let body: Buffer | undefined;
+  const headers = forwardHeaders(ex, ["prefer", "accept-language"]);
+  if (method === "POST") {
+    if (typeof ex.body === "string") {
+      body = Buffer.from(withoutParams(ex.body, PROXY_HANDLED), "utf8");
+      headers["content-type"] = "application/x-www-form-urlencoded";
+    } else if (ex.rawBody !== undefined && ex.body !== undefined) {
+      body = Buffer.from(JSON.stringify(ex.body), "utf8");
+      headers["content-type"] = "application/fhir+json";
+    }
+  }
+  const res = await upstreamCall(rt, ex, method, withQuery(path, query), headers, body);
+  const binding: PageBinding = {
+    request: {
+      method: request.method,
+      url: request.url,
+      ...(typeof ex.body === "string" ? { body: ex.body } : {}),
+    },
+    binding: bindingOf(ex.claims),
+    narrow: narrowFingerprint(decision.narrow),
+  };
+  return releasePage(rt, ex, {
+    request,
+    interaction: i,
+    decision,
+    plan,
+    res,
+    elements,
+    binding,
+    selfUrl: rt.urls.publicUrl(request.url),
+  });
+}
+
+/** GET <base>/_page?cursor=…: a later page of a search this token started. */
+export async function handlePage(rt: ProxyRuntime, ex: Exchange): Promise<ProxyAnswer> {
+  const cursors = queryValues(ex.target.query, "cursor");
+  if (cursors.length !== 1)
+    throw new ProxyError(400, "invalid", "a paging request needs exactly one cursor parameter");
+  const payload = rt.cursors.open(cursors[0]!, bindingOf(ex.claims));
+  if ("reason" in payload) {
+    const status = payload.reason === "expired" ? 410 : payload.reason === "other-token" ? 403 : 400;
+    throw new ProxyError(
+      status,
+      status === 403 ? "forbidden" : status === 410 ? "processing" : "invalid",
+      payload.message,
+    );
+  }
+  const original = targetOf(`/${payload.request.url}`, "");
+  if (!original || "error" in original)
+    throw new ProxyError(400, "invalid", "the paging cursor is malformed");
+  const interaction = classify(payload.request.method, original.segments, original.query !== "");
+  if (!isSearchLike(interaction)) throw new ProxyError(400, "invalid", "the paging cursor is malformed");
+  const request: DecisionInput["request"] = {
+    method: payload.request.method,
+    url: payload.request.url,
+    headers: policyHeaders(ex.headers),
+  };
+  if (payload.request.body !== undefined) request.body = payload.request.body;
+  // Decided again: the token may have lost rights since the first page.
+  const decision = await rt.decider.decide(ex.claims, request);
+  if (decision.decision === "deny") return denial(decision);
+  if (narrowFingerprint(decision.narrow) !== payload.narrow) {
+    throw new ProxyError(
+      403,
+      "forbidden",
+      "this token's access to the search has changed since it started: run the search again",
+    );
+  }
+  const plan = searchPlan(rt, interaction, decision);
+  if (plan.kind === "refuse")
+    throw new ProxyError(plan.status, plan.status >= 500 ? "exception" : "forbidden", plan.message);
+  const res = await upstreamCall(rt, ex, "GET", payload.page, forwardHeaders(ex, ["accept-language"]));
+  const elements = elementsOf([
+    ...queryValues(original.query, "_elements"),
+    ...(typeof payload.request.body === "string" ? queryValues(payload.request.body, "_elements") : []),
+  ]);
+  return releasePage(rt, ex, {
+    request,
+    interaction,
+    decision,
+    plan,
+    res,
+    elements,
+    binding: { request: payload.request, binding: payload.binding, narrow: payload.narrow },
+    selfUrl: rt.urls.publicUrl(withQuery(ex.target.path, ex.target.query)),
+  });
+}
+
+interface PageContext {
+  request: DecisionInput["request"];
+  interaction: SearchLike;
+  decision: Decision;
+  plan: Plan;
+  res: UpstreamResponse;
+  elements: string[];
+  binding: PageBinding;
+  selfUrl: string;
+}
+
+async function releasePage(rt: ProxyRuntime, ex: Exchange, p: PageContext): Promise<ProxyAnswer> {
+  const { res } = p;
+  if (res.status >= 300) {
+    if (res.status === 404 || res.status === 410) {
+      if (p.interaction.kind === "history" && p.interaction.level === "instance") return notFound();
+    }
+    const f = upstreamFailure(res);
+    if (f instanceof ProxyError) throw f;
+    return { status: f.status, headers: {}, body: f.body };
+  }
+  const checker = checkerOf(rt, ex);
+  if (!isBundle(res.json)) {
+    // An operation may answer a single resource (or nothing).
+    if (res.json === undefined) return { status: res.status, headers: {}, body: undefined };
+    const released = await releaseResource(checker, res.json, p.request);
+    if (!released.ok) return released.answer;
+    return {
+      status: res.status,
+      headers: {},
+      body: p.elements.length ? applyElements(released.value, p.elements) : released.value,
+    };
+  }
+  const upstreamBundle = res.json;
+  const upstreamEntries = Array.isArray(upstreamBundle.entry) ? upstreamBundle.entry.length : 0;
+  const released = await releaseBundle(checker, p.request, upstreamBundle, p.decision);
+  if (!released.ok) return released.answer;
+  let bundle = released.value;
+  // An instance's history of which nothing may be seen is a resource that is not there for this token.
+  if (p.interaction.kind === "history" && p.interaction.level === "instance" && upstreamEntries > 0) {
+    if (!Array.isArray(bundle.entry) || bundle.entry.length === 0) return notFound();
+  }
+  if (p.elements.length > 0 && Array.isArray(bundle.entry)) {
+    bundle = {
+      ...bundle,
+      entry: (bundle.entry as unknown[]).map((e) =>
+        isObject(e) && isMatch(e) ? { ...e, resource: applyElements(e.resource, p.elements) } : e,
+      ),
+    };
+  }
+  bundle = rewriteBundle(bundle, rt.urls, { signer: rt.cursors, binding: p.binding, selfUrl: p.selfUrl });
+  bundle = withTotal(bundle, upstreamBundle);
+  if (p.plan.kind === "primary") bundle = withWarning(bundle, p.plan.omitted);
+  return { status: 200, headers: {}, body: bundle };
+}
+
+function isMatch(e: Record<string, unknown>): boolean {
+  const mode = isObject(e.search) ? e.search.mode : undefined;
+  return mode === undefined || mode === "match";
+}
+
+/**
+ * `total` only when it is exact for what this client can see: the server's answer was the whole
+ * result on one page (no next, no previous page), so the entries kept here are all there is.
+ * Otherwise the server's total would count records the policy dropped, and it is removed.
+ */
+function withTotal(
+  bundle: Record<string, unknown>,
+  upstream: Record<string, unknown>,
+): Record<string, unknown> {
+  const out = { ...bundle };
+  delete out.total;
+  if (upstream.total === undefined) return out;
+  const links = Array.isArray(upstream.link) ? (upstream.link as unknown[]) : [];
+  const paged = links.some((l) => isObject(l) && ["next", "previous", "prev"].includes(String(l.relation)));
+  if (paged) return out;
+  const entries = Array.isArray(bundle.entry) ? (bundle.entry as Record<string, unknown>[]) : [];
+  out.total =
+    bundle.type === "searchset" ? entries.filter((e) => isObject(e) && isMatch(e)).length : entries.length;
+  return out;
+}
+
+/** The primary-parameter fallback says what it left out, as a search outcome entry (FHIR R4 3.1.1.4.4). */
+function withWarning(
+  bundle: Record<string, unknown>,
+  omitted: Record<string, string>[],
+): Record<string, unknown> {
+  const what = omitted
+    .map((a) =>
+      Object.entries(a)
+        .map(([k, v]) => `${k}=${v}`)
+        .join("&"),
+    )
+    .join(" or ");
+  const outcome = operationOutcome(
+    "processing",
+    `results are incomplete: the FHIR server cannot search alternatives in one request, so records linked only by ${what} are not included`,
+    "warning",
+  );
+  const entries = Array.isArray(bundle.entry) ? (bundle.entry as unknown[]) : [];
+  return { ...bundle, entry: [...entries, { resource: outcome, search: { mode: "outcome" } }] };
+}
+
+function formValues(ex: Exchange, name: string): string[] {
+  return typeof ex.body === "string" ? queryValues(ex.body, name) : [];
+}
