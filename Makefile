@@ -85,6 +85,9 @@ serve: build
 clean:
 	rm -rf build dist
 
+## Real FHIR server (HAPI) and end-to-end data: fhir-server/fhir-server.mk --
+include fhir-server/fhir-server.mk
+
 ## Cross-runtime parity, fuzzing, soak, benchmarks -----------------------
 parity: build
 	bash scripts/parity/run.sh
