@@ -178,7 +178,8 @@ export async function handleWrite(
       `the resource is at version ${version}, not the one If-Match names`,
     );
   }
-  return forwardWrite(rt, ex, i, version);
+  const lastUpdated = (resource.meta as { lastUpdated?: unknown } | undefined)?.lastUpdated;
+  return forwardWrite(rt, ex, i, version, typeof lastUpdated === "string" ? lastUpdated : undefined);
 }
 
 function etagMatches(header: string, version: string): boolean {
@@ -193,24 +194,39 @@ async function forwardWrite(
   ex: Exchange,
   i: Write,
   version: string | undefined,
+  lastUpdated?: string,
 ): Promise<ProxyAnswer> {
   const headers = forwardHeaders(ex, ["prefer", "accept-language"]);
   if (version !== undefined) headers["if-match"] = `W/"${version}"`;
   let body: Buffer | undefined;
+  let target = `${i.type}/${i.id}`;
   if (i.kind !== "delete") {
     if (ex.body === undefined) throw new ProxyError(400, "invalid", `${i.kind} needs a body`);
     body = jsonBody(ex.body);
     headers["content-type"] =
       i.kind === "patch" && Array.isArray(ex.body) ? "application/json-patch+json" : "application/fhir+json";
+  } else if (lastUpdated !== undefined) {
+    // Servers may ignore If-Match on DELETE (HAPI 8.8 does): the delete is made conditional on the
+    // id and the exact lastUpdated of the version checked, so a newer version is never deleted.
+    target = withQuery(
+      i.type,
+      appendParams("", [
+        ["_id", i.id],
+        ["_lastUpdated", `eq${lastUpdated}`],
+      ]),
+    );
   }
-  const res = await upstreamCall(rt, ex, ex.method, `${i.type}/${i.id}`, headers, body);
-  if (res.status === 412 && version !== undefined) {
-    const clientSet = ex.headers["if-match"] !== undefined;
-    throw new ProxyError(
-      clientSet ? 412 : 409,
+  const res = await upstreamCall(rt, ex, ex.method, target, headers, body);
+  const conflict = () =>
+    new ProxyError(
+      ex.headers["if-match"] !== undefined ? 412 : 409,
       "conflict",
       "the resource changed while the proxy was checking this write; read it again and retry",
     );
+  if (version !== undefined && (res.status === 412 || res.status === 409)) throw conflict();
+  if (i.kind === "delete" && lastUpdated !== undefined && res.status < 300) {
+    const after = await upstreamCall(rt, ex, "GET", `${i.type}/${i.id}`);
+    if (after.status === 200) throw conflict();
   }
   return writeAnswer(rt, ex, res);
 }
