@@ -145,6 +145,22 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
     );
   });
 
+  it("keeps paging when a page had entries dropped (nothing after it is lost)", async () => {
+    const { ids, pages } = await pageAll(
+      `${h.base}/Observation?_count=2&_include=Observation:performer`,
+      token,
+    );
+    expect(pages.length).toBeGreaterThan(3);
+    const expected = h.fake
+      .matches("Observation", [], undefined)
+      .filter((r) => JSON.stringify(r).includes('"Patient/123"') && r.id !== "o-123-secret")
+      .map((r) => `Observation/${r.id}`);
+    expect(ids.sort()).toEqual(expected.sort());
+    expect(pages.flatMap((p) => (p.entry ?? []).map((e: any) => e.resource.resourceType))).not.toContain(
+      "Practitioner",
+    );
+  });
+
   it("refuses forged, foreign and replayed-by-another-token cursors, and raw paging parameters", async () => {
     const first = await call(`${h.base}/Observation?code=page&_count=5`, { token });
     const next: string = first.body.link.find((l: any) => l.relation === "next").url;

@@ -12,6 +12,11 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypt
 export interface CursorPayload {
   /** The server's page, relative to the upstream base ("?_getpages=…", "Observation?…"). */
   page: string;
+  /**
+   * The narrowed search sent to the server (relative to its base) when it was a `_filter` search:
+   * used to check whether a full last page really was the last (search.ts).
+   */
+  search?: string;
   /** The client's original request, decided again for every page. */
   request: { method: string; url: string; body?: string };
   /** The binding to the token's issuer, subject, client and patient (see `bindingOf`). */

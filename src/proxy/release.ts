@@ -55,7 +55,12 @@ export async function releaseBundle(
   if (d.decision === "deny") return { ok: false, answer: denial(d) };
   const filtered = applyFilter(d, prepared);
   if (filtered.status !== 200 || !isBundle(filtered.response)) return { ok: false, answer: notFound() };
-  return { ok: true, value: filtered.response, dropped: preDropped + filtered.dropped };
+  // applyFilter removes paging links once anything is dropped (a gateway could otherwise page past
+  // the filter). The proxy filters every page it serves, so the links stay: the caller turns them
+  // into cursors. Removing them here would lose every later page.
+  const value: Json = { ...filtered.response };
+  if (bundle.link !== undefined) value.link = bundle.link;
+  return { ok: true, value, dropped: preDropped + filtered.dropped };
 }
 
 /**

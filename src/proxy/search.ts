@@ -98,8 +98,12 @@ export async function handleSearch(
       headers["content-type"] = "application/fhir+json";
     }
   }
-  const res = await upstreamCall(rt, ex, method, withQuery(path, query), headers, body);
+  const upstreamTarget = withQuery(path, query);
+  const res = await upstreamCall(rt, ex, method, upstreamTarget, headers, body);
   const binding: PageBinding = {
+    ...(plan.kind === "params" && plan.form === "filter" && method === "GET"
+      ? { search: upstreamTarget }
+      : {}),
     request: {
       method: request.method,
       url: request.url,
@@ -117,6 +121,7 @@ export async function handleSearch(
     elements,
     binding,
     selfUrl: rt.urls.publicUrl(request.url),
+    pageTarget: upstreamTarget,
   });
 }
 
@@ -170,8 +175,14 @@ export async function handlePage(rt: ProxyRuntime, ex: Exchange): Promise<ProxyA
     plan,
     res,
     elements,
-    binding: { request: payload.request, binding: payload.binding, narrow: payload.narrow },
+    binding: {
+      request: payload.request,
+      binding: payload.binding,
+      narrow: payload.narrow,
+      ...(payload.search !== undefined ? { search: payload.search } : {}),
+    },
     selfUrl: rt.urls.publicUrl(withQuery(ex.target.path, ex.target.query)),
+    pageTarget: payload.page,
   });
 }
 
@@ -184,6 +195,8 @@ interface PageContext {
   elements: string[];
   binding: PageBinding;
   selfUrl: string;
+  /** The server address this page was read from (relative to its base). */
+  pageTarget: string;
 }
 
 async function releasePage(rt: ProxyRuntime, ex: Exchange, p: PageContext): Promise<ProxyAnswer> {
@@ -225,10 +238,72 @@ async function releasePage(rt: ProxyRuntime, ex: Exchange, p: PageContext): Prom
       ),
     };
   }
+  if (p.binding.search !== undefined) bundle = await withCheckedEnd(rt, ex, bundle, upstreamBundle, p);
   bundle = rewriteBundle(bundle, rt.urls, { signer: rt.cursors, binding: p.binding, selfUrl: p.selfUrl });
   bundle = withTotal(bundle, upstreamBundle);
   if (p.plan.kind === "primary") bundle = withWarning(bundle, p.plan.omitted);
   return { status: 200, headers: {}, body: bundle };
+}
+
+/**
+ * HAPI 8.8 has been seen to answer an ORed `_filter` search with a full first page and no `next`
+ * link although more results exist (docs/proxy.md). A full page without `next` is therefore not
+ * taken as the end: the proxy asks for one entry past it, and if there is one, adds a `next` link
+ * of its own that continues by offset (`_offset`, which HAPI supports; the client never sees it).
+ */
+async function withCheckedEnd(
+  rt: ProxyRuntime,
+  ex: Exchange,
+  bundle: Record<string, unknown>,
+  upstream: Record<string, unknown>,
+  p: PageContext,
+): Promise<Record<string, unknown>> {
+  const links = Array.isArray(upstream.link) ? (upstream.link as unknown[]) : [];
+  if (links.some((l) => isObject(l) && l.relation === "next")) return bundle;
+  const pageQuery = p.pageTarget.includes("?") ? p.pageTarget.slice(p.pageTarget.indexOf("?") + 1) : "";
+  const size = Number(queryValues(pageQuery, "_count")[0]);
+  const entries = Array.isArray(upstream.entry) ? (upstream.entry as unknown[]) : [];
+  const matches = entries.filter((e) => isObject(e) && isMatch(e)).length;
+  if (!Number.isInteger(size) || size <= 0 || matches !== size) return bundle;
+  const offset =
+    Number(queryValues(pageQuery, "_getpagesoffset")[0] ?? queryValues(pageQuery, "_offset")[0] ?? 0) || 0;
+  const search = p.binding.search!;
+  const q = search.indexOf("?");
+  const path = q === -1 ? search : search.slice(0, q);
+  const base = withoutParams(q === -1 ? "" : search.slice(q + 1), ["_count", "_offset"]);
+  const probe = await upstreamCall(
+    rt,
+    ex,
+    "GET",
+    withQuery(
+      path,
+      appendParams(base, [
+        ["_count", "1"],
+        ["_offset", String(offset + size)],
+      ]),
+    ),
+  );
+  const more =
+    probe.status === 200 &&
+    isBundle(probe.json) &&
+    Array.isArray(probe.json.entry) &&
+    (probe.json.entry as unknown[]).some((e) => isObject(e) && isMatch(e));
+  if (!more) return bundle;
+  rt.logger.warn(
+    { request_id: ex.client.requestId },
+    "the FHIR server omitted a next link on a full page; continuing by offset",
+  );
+  const next = rt.upstream.urlOf(
+    withQuery(
+      path,
+      appendParams(base, [
+        ["_count", String(size)],
+        ["_offset", String(offset + size)],
+      ]),
+    ),
+  ).href;
+  const own = Array.isArray(bundle.link) ? (bundle.link as unknown[]) : [];
+  return { ...bundle, link: [...own, { relation: "next", url: next }] };
 }
 
 function isMatch(e: Record<string, unknown>): boolean {

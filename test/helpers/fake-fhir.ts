@@ -24,6 +24,8 @@ export interface FakeOptions {
   override?: (req: LoggedRequest) => { status: number; type: string; body: string } | undefined;
   /** Delay every answer (ms). */
   delayMs?: number;
+  /** Like HAPI 8.8 once did: a first page of an ORed `_filter` search comes without its `next` link. */
+  filterQuirk?: boolean;
   /** Honour If-Match on DELETE (HAPI 8.8 ignores it; so does this server unless set). */
   deleteIfMatch?: boolean;
 }
@@ -81,6 +83,7 @@ const PARAMS: Record<string, Record<string, { path: string; kind: "reference" | 
 };
 
 const RESULT_PARAMS = new Set([
+  "_offset",
   "_count",
   "_include",
   "_revinclude",
@@ -447,12 +450,15 @@ export class FakeFhir {
     const id = randomUUID();
     this.searches.set(id, { matches, includes, revincludes });
     const count = Number(params.find(([k]) => k === "_count")?.[1] ?? this.options.pageSize ?? 20);
-    return this.pageAnswer(
-      id,
-      0,
-      count,
-      params.some(([k]) => k === "_summary" || k === "_elements"),
-    );
+    const offset = Number(params.find(([k]) => k === "_offset")?.[1] ?? 0);
+    const subsetted = params.some(([k]) => k === "_summary" || k === "_elements");
+    const answer = this.pageAnswer(id, offset, count, subsetted);
+    const orFilter = params.some(([k, v]) => k === "_filter" && / or /.test(v));
+    if (this.options.filterQuirk && orFilter && offset === 0) {
+      const body = answer.body as { link: { relation: string }[] };
+      body.link = body.link.filter((l) => l.relation !== "next");
+    }
+    return answer;
   }
 
   private page(q: URLSearchParams): Answer {
