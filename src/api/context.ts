@@ -10,6 +10,7 @@ import type { Config } from "../ops/config.js";
 import type { Logger } from "../ops/logging.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { BundleStatus } from "../policy/bundle-source.js";
+import type { DataDocumentStatus } from "../policy/data-document.js";
 import type { Evaluator } from "../policy/evaluator.js";
 
 export interface AppContext {
@@ -19,6 +20,8 @@ export interface AppContext {
   metrics: Metrics;
   logger: Logger;
   bundleStatus(): BundleStatus;
+  /** The data documents beside the bundle (relationships, clients), by name. */
+  dataStatus?(): Record<string, DataDocumentStatus>;
   shuttingDown(): boolean;
   version: string;
   /** Where audit obligations are written; without it, a decision that must be audited is refused. */

@@ -150,6 +150,16 @@ export interface PoolSettings {
   maxQueue?: number;
 }
 
+/** A data document the policy decides with (relationships, client registrations), polled like the bundle. */
+export interface DataDocumentConfig {
+  source: { kind: "file"; path: string } | { kind: "url"; url: string };
+  pollIntervalMs: number;
+  timeoutMs: number;
+  maxBytes: number;
+  /** Bearer token for the document server; from the environment only (SMART_AUTHZ_DATA_<NAME>_TOKEN). */
+  bearerToken: string | undefined;
+}
+
 export interface Config {
   /** Where the config came from: a file path or "(embedded default)". */
   origin: string;
@@ -159,6 +169,8 @@ export interface Config {
   logging: LoggingConfig;
   gateway: GatewayConfig;
   pool: PoolSettings;
+  /** `data:`: documents loaded beside the bundle, by name (`relationships`, `clients`). */
+  data: Record<string, DataDocumentConfig>;
   /**
    * Where the policy's audit obligations are written. Undefined: no audit log, so every decision
    * that carries an audit obligation is refused (500, `audit-unavailable`).
@@ -173,6 +185,9 @@ export interface Config {
 }
 
 export const EMBEDDED_ORIGIN = "(embedded default)";
+
+/** The data documents a config may name (kept in step with src/policy/data-document.ts by a test). */
+export const DATA_DOCUMENT_NAMES = ["relationships", "clients"] as const;
 
 /** Environment variables the service reads. Secrets come only from here. */
 export const ENV = {
@@ -269,6 +284,12 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     logging: { ...config.logging },
     gateway: { enforcing: config.gateway.enforcing.map((g) => ({ ...g, key: gatewayKey(g, env) })) },
     pool: poolSettingsFromEnv(env),
+    data: Object.fromEntries(
+      Object.entries(config.data).map(([name, d]) => [
+        name,
+        { ...d, bearerToken: env[`SMART_AUTHZ_DATA_${name.toUpperCase()}_TOKEN`] || undefined },
+      ]),
+    ),
     proxy: config.proxy ? proxyFromEnv(config.proxy, env) : undefined,
   };
   const listen = env[ENV.listen];
@@ -455,7 +476,7 @@ class Validator {
     const top = this.object(
       root,
       [],
-      ["server", "tokens", "bundle", "logging", "gateway", "audit", "policy", "proxy"],
+      ["server", "tokens", "bundle", "data", "logging", "gateway", "audit", "policy", "proxy"],
     );
     if (!top) return undefined;
     const server = this.server(top.server, ["server"]);
@@ -463,6 +484,7 @@ class Validator {
     const bundle = this.bundle(top.bundle, ["bundle"]);
     const logging = this.logging(top.logging, ["logging"]);
     const gateway = this.gateway(top.gateway, ["gateway"]);
+    const data = this.dataDocuments(top.data, ["data"]);
     const audit =
       top.audit === undefined || top.audit === null ? undefined : this.audit(top.audit, ["audit"]);
     let policy: Record<string, unknown> = {};
@@ -472,11 +494,11 @@ class Validator {
     }
     const proxy =
       top.proxy === undefined || top.proxy === null ? undefined : this.proxySection(top.proxy, ["proxy"]);
-    if (!server || !tokens || !bundle || !logging || !gateway) return undefined;
+    if (!server || !tokens || !bundle || !logging || !gateway || !data) return undefined;
     if (top.audit !== undefined && top.audit !== null && !audit) return undefined;
     if (top.proxy !== undefined && top.proxy !== null && !proxy) return undefined;
     const demo = tokens.issuers.some((i) => i.issuer === DEMO_ISSUER);
-    return { origin, server, tokens, bundle, logging, gateway, pool: {}, audit, policy, proxy, demo };
+    return { origin, server, tokens, bundle, logging, gateway, pool: {}, data, audit, policy, proxy, demo };
   }
 
   private server(value: unknown, path: Path): ServerConfig | undefined {
@@ -683,6 +705,33 @@ class Validator {
       bearerToken: undefined,
       verification,
     };
+  }
+
+  private dataDocuments(value: unknown, path: Path): Record<string, DataDocumentConfig> | undefined {
+    if (value === undefined || value === null) return {};
+    const o = this.object(value, path, [...DATA_DOCUMENT_NAMES]);
+    if (!o) return undefined;
+    const out: Record<string, DataDocumentConfig> = {};
+    for (const [name, item] of Object.entries(o)) {
+      const at = [...path, name];
+      const d = this.object(item, at, ["source", "poll_interval_seconds", "timeout_ms", "max_size"]);
+      if (!d) continue;
+      const src = this.string(d.source, [...at, "source"]);
+      const pollIntervalMs =
+        this.number(d.poll_interval_seconds, [...at, "poll_interval_seconds"], 30, 0, 86_400) * 1000;
+      const timeoutMs = this.number(d.timeout_ms, [...at, "timeout_ms"], 10_000, 100, 300_000);
+      const maxBytes = this.size(d.max_size, [...at, "max_size"], 16 * 1024 * 1024);
+      if (src !== undefined) {
+        out[name] = {
+          source: bundleSource(src, this.baseDir),
+          pollIntervalMs,
+          timeoutMs,
+          maxBytes,
+          bearerToken: undefined,
+        };
+      }
+    }
+    return out;
   }
 
   private verification(value: unknown, path: Path): BundleVerificationConfig | undefined {

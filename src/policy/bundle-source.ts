@@ -4,13 +4,12 @@
  * (`.signatures.json`). A new bundle is activated only when it downloads, verifies, loads and
  * instantiates; otherwise the last good engine keeps serving and the failure is reported.
  */
-import { createHash } from "node:crypto";
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, statSync } from "node:fs";
 import { readBundle, readBundleBytes, type PolicyBundle } from "./bundle.js";
 import type { BundleConfig, BundleVerificationConfig } from "../ops/config.js";
 import { PolicyEngine } from "./engine.js";
 import { BundleVerifier } from "./bundle-signature.js";
+import { fetchBytes, fileStamp, redactUrl, sha256Hex } from "./polled-fetch.js";
 import { SmartAuthzError, describeError } from "../core/errors.js";
 
 export interface BundleStatus {
@@ -45,6 +44,10 @@ export class BundleSource {
   private rejected: { stamp: string | undefined; digest: string } | undefined;
   private readonly listeners: BundleListener[] = [];
   private readonly state: BundleStatus;
+  /** The last good bundle, kept to rebuild its engine when a data document changes. */
+  private bundle: PolicyBundle | undefined;
+  /** Data documents (src/policy/data-document.ts) merged into the policy's data beside `config`. */
+  private readonly documents = new Map<string, unknown>();
 
   constructor(
     private readonly config: BundleConfig,
@@ -122,7 +125,8 @@ export class BundleSource {
       try {
         const bundle = fetched.read();
         if (this.verifier) await this.verifier.verify(bundle.files, this.state.source);
-        engine = await PolicyEngine.load(bundle, { data: { config: this.policyData } });
+        engine = await PolicyEngine.load(bundle, { data: this.data() });
+        this.bundle = bundle;
       } catch (err) {
         this.rejected = { stamp: fetched.stamp, digest: fetched.digest };
         throw err;
@@ -150,6 +154,26 @@ export class BundleSource {
     }
   }
 
+  /**
+   * Sets (or, with `undefined`, removes) a data document and, when a bundle is active, activates
+   * its engine again with the new data (the compiled module is reused). Resolves when it is active.
+   */
+  async setDocument(name: string, value: unknown): Promise<void> {
+    if (value === undefined) this.documents.delete(name);
+    else this.documents.set(name, value);
+    const bundle = this.bundle;
+    const previous = this.engine;
+    if (!bundle || !previous) return;
+    const engine = await PolicyEngine.load(bundle, { data: this.data() }, previous.module);
+    this.engine = engine;
+    this.state.activations++;
+    for (const l of this.listeners) l.activated?.(engine, previous);
+  }
+
+  private data(): Record<string, unknown> {
+    return { ...Object.fromEntries(this.documents), config: this.policyData };
+  }
+
   private readFile(force: boolean): Fetched | undefined {
     const path = (this.config.source as { path: string }).path;
     const stamp = fileStamp(path);
@@ -172,47 +196,18 @@ export class BundleSource {
 
   private async fetchUrl(force: boolean): Promise<Fetched | undefined> {
     const url = (this.config.source as { url: string }).url;
-    const headers: Record<string, string> = { accept: "application/gzip, application/octet-stream" };
-    if (this.config.bearerToken) headers.authorization = `Bearer ${this.config.bearerToken}`;
-    if (!force && this.stamp && this.engine) headers["if-none-match"] = this.stamp;
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        headers,
-        redirect: "follow",
-        signal: AbortSignal.timeout(this.config.timeoutMs),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: unknown }).cause;
-      throw new SmartAuthzError(
-        "BUNDLE_UNAVAILABLE",
-        `cannot fetch bundle from ${this.state.source}: ${describeError(err)}${cause ? ` (${describeError(cause)})` : ""}`,
-      );
-    }
-    if (response.status === 304) return undefined;
-    if (response.status !== 200) {
-      await response.body?.cancel();
-      throw new SmartAuthzError(
-        "BUNDLE_UNAVAILABLE",
-        `bundle server ${this.state.source} answered HTTP ${response.status}`,
-      );
-    }
-    const declared = Number(response.headers.get("content-length") ?? "0");
-    if (declared > MAX_DOWNLOAD_BYTES) {
-      await response.body?.cancel();
-      throw new SmartAuthzError(
-        "BUNDLE_INVALID",
-        `bundle from ${this.state.source} is too large (${declared} bytes)`,
-      );
-    }
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    if (bytes.length > MAX_DOWNLOAD_BYTES) {
-      throw new SmartAuthzError(
-        "BUNDLE_INVALID",
-        `bundle from ${this.state.source} is too large (${bytes.length} bytes)`,
-      );
-    }
-    const etag = response.headers.get("etag") ?? undefined;
+    const downloaded = await fetchBytes(url, {
+      what: "bundle",
+      accept: "application/gzip, application/octet-stream",
+      timeoutMs: this.config.timeoutMs,
+      maxBytes: MAX_DOWNLOAD_BYTES,
+      bearerToken: this.config.bearerToken,
+      ifNoneMatch: !force && this.stamp && this.engine ? this.stamp : undefined,
+      invalidCode: "BUNDLE_INVALID",
+      unavailableCode: "BUNDLE_UNAVAILABLE",
+    });
+    if (!downloaded) return undefined;
+    const { bytes, etag } = downloaded;
     const digest = sha256Hex(bytes);
     const origin = this.state.source;
     return { digest, read: () => readBundleBytes(bytes, origin), stamp: etag ?? digest, etag };
@@ -225,38 +220,4 @@ interface Fetched {
   read(): PolicyBundle;
   stamp: string;
   etag: string | undefined;
-}
-
-/** A change marker for a bundle file or directory: size, mtime and inode of the relevant files. */
-function fileStamp(path: string): string | undefined {
-  try {
-    const st = statSync(path);
-    if (!st.isDirectory()) return `${st.size}:${st.mtimeMs}:${st.ino}`;
-    return readdirSync(path)
-      .sort()
-      .map((name) => {
-        const s = statSync(join(path, name));
-        return `${name}=${s.size}:${s.mtimeMs}:${s.ino}`;
-      })
-      .join(",");
-  } catch {
-    return undefined;
-  }
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = "***";
-      u.password = "";
-    }
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }

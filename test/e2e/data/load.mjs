@@ -52,12 +52,17 @@ function parseArgs(argv) {
 }
 
 async function fhir(method, url, body) {
-  const res = await fetch(url, {
-    method,
-    headers: { accept: FHIR_JSON, ...(body ? { "content-type": FHIR_JSON } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
+  let res;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { accept: FHIR_JSON, ...(body ? { "content-type": FHIR_JSON } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (e) {
+    throw new Error(`${method} ${url}: ${e.cause?.code ?? e.name}: ${e.cause?.message ?? e.message}`);
+  }
   const text = await res.text();
   let json = null;
   try {
