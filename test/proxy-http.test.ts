@@ -192,6 +192,24 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
     expect(h.fake.log.slice(before).some((q) => q.url.includes("_elements"))).toBe(false);
   });
 
+  it("turns a compartment search into one narrowed type search on a server without compartment search", async () => {
+    const before = h.fake.log.length;
+    const r = await call(`${h.base}/Patient/123/Observation?code=1234-5`, { token });
+    expect(r.status).toBe(200);
+    expect(matchIds(r.body).sort()).toEqual(
+      ["Observation/o-123-a", "Observation/o-123-perf", "Observation/o-123-perf-only"].sort(),
+    );
+    const sent = h.fake.log.slice(before).map((q) => decodeURIComponent(q.url));
+    expect(sent).toEqual([
+      '/fhir/Observation?code=1234-5&_filter=(patient eq "Patient/123") or (performer eq "Patient/123")',
+    ]);
+    expect(r.body.link.find((l: any) => l.relation === "self").url).toBe(
+      `${h.base}/Patient/123/Observation?code=1234-5`,
+    );
+    const other = await call(`${h.base}/Patient/999/Observation`, { token });
+    expect(other.status).toBe(403);
+  });
+
   it("filters $everything", async () => {
     const r = await call(`${h.base}/Patient/123/$everything`, { token });
     expect(r.status).toBe(200);

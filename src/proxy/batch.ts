@@ -35,14 +35,21 @@ import {
 import { ProxyError, denial, notFound, type ProxyAnswer } from "./outcome.js";
 import { applyElements, elementsOf, isBundle, isObject, releaseBundle, releaseResource } from "./release.js";
 import { rewriteBundle } from "./rewrite.js";
-import { isSearchLike, searchPlan } from "./search.js";
+import { searchRoute, withWarning } from "./search.js";
 
 type Json = Record<string, unknown>;
 
 /** What to check in the server's answer to a forwarded entry. */
 type Check =
   | { kind: "read"; request: DecisionInput["request"] }
-  | { kind: "collection"; request: DecisionInput["request"]; decision: Decision; elements: string[] }
+  | {
+      kind: "collection";
+      request: DecisionInput["request"];
+      decision: Decision;
+      elements: string[];
+      /** Alternatives the primary-parameter fallback left out (said in a warning). */
+      omitted: Record<string, string>[];
+    }
   | { kind: "written"; request: DecisionInput["request"] };
 
 type Prepared = { forward: Json; check: Check } | { refused: ProxyAnswer };
@@ -181,22 +188,21 @@ async function prepare(
       case "operation": {
         if (queryValues(target.query, "_summary").includes("count"))
           throw new ProxyError(400, "not-supported", "_summary=count is not supported through the proxy");
-        const plan = searchPlan(rt, interaction, decision);
+        const { plan, path } = await searchRoute(rt, interaction, decision, target.path);
         if (plan.kind === "refuse") throw new ProxyError(plan.status, "forbidden", plan.message);
-        let path = target.path;
         let query = withoutParams(target.query, ["_format", "_elements"]);
-        if (plan.kind === "compartment" && interaction.kind === "search")
-          path = `Patient/${plan.compartment.id}/${interaction.type}`;
-        if (plan.kind === "primary") {
-          throw new ProxyError(
-            403,
-            "forbidden",
-            "this search can only be answered incompletely here; send it on its own",
-          );
-        }
         if (plan.kind !== "as-is") query = appendParams(query, plan.params);
         const elements = elementsOf(queryValues(target.query, "_elements"));
-        return forward({ url: withQuery(path, query) }, { kind: "collection", request, decision, elements });
+        return forward(
+          { url: withQuery(path, query) },
+          {
+            kind: "collection",
+            request,
+            decision,
+            elements,
+            omitted: plan.kind === "primary" ? plan.omitted : [],
+          },
+        );
       }
       case "create": {
         const patch: Json = {};
@@ -320,7 +326,9 @@ async function checkAnswer(rt: ProxyRuntime, ex: Exchange, check: Check, answere
         nested = {
           ...nested,
           entry: (nested.entry as unknown[]).map((e) =>
-            isObject(e) ? { ...e, resource: applyElements(e.resource, check.elements) } : e,
+            isObject(e) && (!isObject(e.search) || (e.search.mode ?? "match") === "match")
+              ? { ...e, resource: applyElements(e.resource, check.elements) }
+              : e,
           ),
         };
       }
@@ -334,6 +342,7 @@ async function checkAnswer(rt: ProxyRuntime, ex: Exchange, check: Check, answere
         selfUrl: rt.urls.publicUrl(check.request.url),
       });
       delete nested.total;
+      if (check.omitted.length > 0) nested = withWarning(nested, check.omitted);
       out.resource = nested;
       return out;
     }

@@ -48,6 +48,24 @@ export class Decider {
     });
     return decision;
   }
+
+  /**
+   * The search parameters (ORed alternatives) that confine a search on `type` to Patient
+   * `patientId`'s compartment, as the policy knows the compartment: the narrowing it gives a
+   * patient/ search scope for that patient. A derivation only, never an authorization (so no
+   * audit, no decision log); undefined when the policy gives none (a type outside the compartment).
+   */
+  async compartmentNarrowing(type: string, patientId: string): Promise<Record<string, string>[] | undefined> {
+    const probe: DecisionInput = {
+      claims: { scope: `patient/${type}.s`, patient: patientId },
+      request: { method: "GET", url: type },
+      now: new Date().toISOString(),
+    };
+    const { decision } = await this.ctx.evaluator.decide(probe);
+    if (decision.decision !== "filter" || !Array.isArray(decision.narrow) || decision.narrow.length === 0)
+      return undefined;
+    return decision.narrow;
+  }
 }
 
 /** An allow that asks for nothing more than forwarding (no narrowing, no obligation but audit). */

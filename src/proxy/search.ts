@@ -44,19 +44,82 @@ export function isSearchLike(i: Interaction): i is SearchLike {
   );
 }
 
-/** The narrowing plan for a search-like interaction and its decision. */
-export function searchPlan(rt: ProxyRuntime, i: SearchLike, decision: Decision): Plan {
-  if (decision.decision !== "filter" || !Array.isArray(decision.narrow) || decision.narrow.length === 0)
-    return { kind: "as-is" };
+/** Where a search-like interaction goes upstream (its path relative to the base) and how it is narrowed. */
+export interface SearchRoute {
+  path: string;
+  plan: Plan;
+}
+
+/**
+ * The upstream path and narrowing plan for a search-like interaction and its decision. A
+ * compartment search (`Patient/123/Observation`) on a server that does not announce compartment
+ * search (HAPI JPA answers it 400) becomes a search on the type narrowed to that patient's
+ * compartment, with the compartment's parameters as the policy knows them.
+ */
+export async function searchRoute(
+  rt: ProxyRuntime,
+  i: SearchLike,
+  decision: Decision,
+  path: string,
+): Promise<SearchRoute> {
+  const narrow = decision.decision === "filter" && Array.isArray(decision.narrow) ? decision.narrow : [];
   // History and operations take no search parameters: their answers are filtered instead.
-  if (i.kind === "history" || i.kind === "operation")
-    return { kind: "response-filter", params: [], alternatives: decision.narrow };
-  const type = i.kind === "search" ? i.type : undefined;
-  const plan = planNarrowing(decision.narrow, type, planOptions(rt, "search"));
-  // A compartment search is already in the compartment; a type-less search cannot become one.
-  if (plan.kind === "compartment" && i.kind !== "search")
-    return planNarrowing(decision.narrow, undefined, planOptions(rt, "search"));
-  return plan;
+  if (i.kind === "history" || i.kind === "operation") {
+    return {
+      path,
+      plan:
+        narrow.length > 0 ? { kind: "response-filter", params: [], alternatives: narrow } : { kind: "as-is" },
+    };
+  }
+  if (i.kind === "compartment-search") {
+    if (i.compartment.type === "Patient" && !serverSearchesCompartments(rt)) {
+      const compartment = await rt.decider.compartmentNarrowing(i.type, i.compartment.id);
+      if (compartment !== undefined) {
+        const combined = narrow.length > 0 ? andAlternatives(narrow, compartment) : compartment;
+        return { path: i.type, plan: planNarrowing(combined, i.type, planOptions(rt, "search")) };
+      }
+    }
+    // Already confined by the server; a narrowing on top cannot take the compartment form again.
+    if (narrow.length === 0) return { path, plan: { kind: "as-is" } };
+    const plan = planNarrowing(narrow, undefined, planOptions(rt, "search"));
+    return { path, plan };
+  }
+  if (narrow.length === 0) return { path, plan: { kind: "as-is" } };
+  const plan = planNarrowing(narrow, i.type, planOptions(rt, "search"));
+  if (plan.kind === "compartment" && i.type !== undefined)
+    return { path: `Patient/${plan.compartment.id}/${i.type}${i.post ? "/_search" : ""}`, plan };
+  if (plan.kind === "compartment")
+    return { path, plan: planNarrowing(narrow, undefined, planOptions(rt, "search")) };
+  return { path, plan };
+}
+
+function serverSearchesCompartments(rt: ProxyRuntime): boolean {
+  switch (rt.config.narrowing.strategy) {
+    case "compartment":
+      return true;
+    case "auto":
+      return rt.capabilities.current()?.compartments.has("Patient") ?? false;
+    default:
+      return false;
+  }
+}
+
+/** Both narrowings must hold: every pair of alternatives that agree on shared parameters, merged. */
+function andAlternatives(a: unknown[], b: Record<string, string>[]): Record<string, string>[] {
+  const out: Record<string, string>[] = [];
+  for (const x of a) {
+    if (typeof x !== "object" || x === null) continue;
+    for (const y of b) {
+      const merged: Record<string, string> = { ...(x as Record<string, string>) };
+      let compatible = true;
+      for (const [k, v] of Object.entries(y)) {
+        if (merged[k] !== undefined && merged[k] !== v) compatible = false;
+        merged[k] = v;
+      }
+      if (compatible) out.push(merged);
+    }
+  }
+  return out;
 }
 
 export async function handleSearch(
@@ -76,14 +139,14 @@ export async function handleSearch(
       "_summary=count is not supported through the proxy: the server's count would include records this token may not see",
     );
   }
-  const plan = searchPlan(rt, i, decision);
+  const route = await searchRoute(rt, i, decision, ex.target.path);
+  const plan = route.plan;
   if (plan.kind === "refuse")
     throw new ProxyError(plan.status, plan.status >= 500 ? "exception" : "forbidden", plan.message);
   const elements = elementsOf([...queryValues(ex.target.query, "_elements"), ...formValues(ex, "_elements")]);
 
-  let path = ex.target.path;
+  const path = route.path;
   let query = withoutParams(ex.target.query, PROXY_HANDLED);
-  if (plan.kind === "compartment") path = `Patient/${plan.compartment.id}/${(i as { type: string }).type}`;
   if (plan.kind !== "as-is") query = appendParams(query, plan.params);
 
   const method = ex.method === "HEAD" ? "GET" : ex.method;
@@ -160,7 +223,7 @@ export async function handlePage(rt: ProxyRuntime, ex: Exchange): Promise<ProxyA
       "this token's access to the search has changed since it started: run the search again",
     );
   }
-  const plan = searchPlan(rt, interaction, decision);
+  const { plan } = await searchRoute(rt, interaction, decision, original.path);
   if (plan.kind === "refuse")
     throw new ProxyError(plan.status, plan.status >= 500 ? "exception" : "forbidden", plan.message);
   const res = await upstreamCall(rt, ex, "GET", payload.page, forwardHeaders(ex, ["accept-language"]));
@@ -333,7 +396,7 @@ function withTotal(
 }
 
 /** The primary-parameter fallback says what it left out, as a search outcome entry (FHIR R4 3.1.1.4.4). */
-function withWarning(
+export function withWarning(
   bundle: Record<string, unknown>,
   omitted: Record<string, string>[],
 ): Record<string, unknown> {
