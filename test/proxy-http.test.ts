@@ -26,7 +26,7 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
   let token: string;
   let token999: string;
   beforeAll(async () => {
-    h = await startHarness({ filter: true, pageSize: 5 });
+    h = await startHarness({ filter: true, pageSize: 5 }, {}, {}, { logging: { level: "info" } });
     h.fake.seed(...SEED);
     token = await demoToken("patient/*.cruds", "123");
     token999 = await demoToken("patient/*.cruds", "999");
@@ -218,6 +218,20 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
     expect(ids).toContain("Observation/o-123-perf");
     expect(ids).not.toContain("Patient/777");
     expect(ids).not.toContain("Observation/o-123-secret");
+  });
+
+  it("logs one line per request without URL, token or content, and counts requests and upstream time", async () => {
+    const lines = h.logs.find("proxy request");
+    expect(lines.length).toBeGreaterThan(10);
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain("o-123");
+    expect(text).not.toContain("Patient/123");
+    expect(text).not.toContain(token);
+    expect(lines[0]).toMatchObject({ interaction: expect.any(String), status: expect.any(Number) });
+    const metrics = await (await fetch(`${h.service.url}/metrics`)).text();
+    expect(metrics).toMatch(/smart_authz_proxy_requests_total\{interaction="read",status="2xx"\} \d+/);
+    expect(metrics).toMatch(/smart_authz_proxy_upstream_duration_seconds_count\{outcome="2xx"\} \d+/);
+    expect(metrics).toMatch(/smart_authz_decisions_total\{endpoint="proxy",outcome="deny"\} \d+/);
   });
 
   it("denies with the policy's status, OperationOutcome and insufficient_scope challenge", async () => {

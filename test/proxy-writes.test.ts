@@ -253,6 +253,36 @@ describe.skipIf(!built)("proxy: writes", () => {
     expect(sent.entry[3].request.ifMatch).toBe('W/"1"');
   });
 
+  it("pins a batch delete to the version checked, and says so when it changed in between", async () => {
+    h.fake.seed(observation("b-del-1", "Patient/123"), observation("b-del-2", "Patient/123"));
+    h.fake.options.override = (req) => {
+      if (req.method === "POST" && req.url === "/fhir") {
+        h.fake.options.override = undefined;
+        h.fake.seed(observation("b-del-2", "Patient/999"));
+      }
+      return undefined;
+    };
+    const r = await call(h.base, {
+      method: "POST",
+      token,
+      body: {
+        resourceType: "Bundle",
+        type: "batch",
+        entry: [
+          { request: { method: "DELETE", url: "Observation/b-del-1" } },
+          { request: { method: "DELETE", url: "Observation/b-del-2" } },
+        ],
+      },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.entry[0].response.status).toMatch(/^20/);
+    expect(r.body.entry[1].response.status).toMatch(/^409/);
+    expect(h.fake.current("Observation/b-del-1")).toBeUndefined();
+    expect(h.fake.current("Observation/b-del-2")!.subject).toEqual({ reference: "Patient/999" });
+    const sent = JSON.parse(h.fake.requests("POST").at(-1)!.body);
+    expect(sent.entry[0].request.url).toMatch(/^Observation\?_id=b-del-1&_lastUpdated=eq/);
+  });
+
   it("refuses a transaction with one refused entry whole: nothing is sent", async () => {
     h.fake.seed(observation("t-other", "Patient/999"));
     const posts = h.fake.requests("POST").length;

@@ -6,6 +6,7 @@
  * Every answer is a FHIR resource (an OperationOutcome when refused) with an X-Request-Id.
  */
 import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { TokenError } from "../auth/tokens.js";
 import { describeError } from "../core/errors.js";
@@ -44,15 +45,30 @@ export function createProxyApp(ctx: AppContext, rt: ProxyRuntime): express.Expre
   });
   app.use(express.raw({ type: () => true, limit: rt.config.bodyLimitBytes }));
   app.use(async (req, res) => {
+    const started = performance.now();
     const requestId = requestIdOf(req);
     res.setHeader("X-Request-Id", requestId);
+    const seen: { interaction: string } = { interaction: "unknown" };
     let answer: ProxyAnswer;
     try {
-      answer = await handle(ctx, rt, req, requestId);
+      answer = await handle(ctx, rt, req, requestId, seen);
     } catch (err) {
       answer = failure(ctx, rt, err, requestId);
     }
     send(res, req.method, answer);
+    ctx.metrics.proxyRequests.inc({
+      interaction: seen.interaction,
+      status: `${Math.floor(answer.status / 100)}xx`,
+    });
+    // One line per request; never the URL, the token or FHIR content (they identify patients).
+    rt.logger.info({
+      msg: "proxy request",
+      request_id: requestId,
+      method: req.method,
+      interaction: seen.interaction,
+      status: answer.status,
+      latency_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    });
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: unknown; status?: unknown };
@@ -113,6 +129,7 @@ async function handle(
   rt: ProxyRuntime,
   req: Request,
   requestId: string,
+  seen: { interaction: string },
 ): Promise<ProxyAnswer> {
   const target = targetOf(req.originalUrl, rt.config.basePath);
   if (target === undefined) throw new ProxyError(404, "not-found", "not a FHIR endpoint of this proxy");
@@ -121,6 +138,7 @@ async function handle(
   if (!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].includes(method))
     throw new ProxyError(405, "not-supported", `${method} is not a FHIR interaction`);
   const interaction = classify(method, target.segments, target.query !== "");
+  seen.interaction = interaction.kind;
   checkFormats(req, target.query);
   const client = clientInfo(rt, req, requestId);
 

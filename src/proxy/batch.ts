@@ -50,7 +50,9 @@ type Check =
       /** Alternatives the primary-parameter fallback left out (said in a warning). */
       omitted: Record<string, string>[];
     }
-  | { kind: "written"; request: DecisionInput["request"] };
+  | { kind: "written"; request: DecisionInput["request"] }
+  /** A delete pinned to the version checked: still there afterwards means it changed in between. */
+  | { kind: "deleted"; request: DecisionInput["request"]; key: string };
 
 type Prepared = { forward: Json; check: Check } | { refused: ProxyAnswer };
 
@@ -284,6 +286,22 @@ async function prepareInstanceWrite(
       "conflict",
       `${i.type}/${i.id} is at version ${version}, not the one ifMatch names`,
     );
+  const lastUpdated = isObject(stored.json.meta) ? stored.json.meta.lastUpdated : undefined;
+  if (i.kind === "delete" && typeof lastUpdated === "string") {
+    // As for a single delete (instance.ts): servers may ignore ifMatch on DELETE, so the entry
+    // deletes only the version checked (id and exact lastUpdated); the answer is verified afterwards.
+    const url = withQuery(
+      i.type,
+      appendParams("", [
+        ["_id", i.id],
+        ["_lastUpdated", `eq${lastUpdated}`],
+      ]),
+    );
+    return forward(
+      { url, ifMatch: `W/"${version}"` },
+      { kind: "deleted", request, key: `${i.type}/${i.id}` },
+    );
+  }
   return forward({ ifMatch: `W/"${version}"` }, { kind: "written", request });
 }
 
@@ -299,6 +317,20 @@ async function checkAnswer(rt: ProxyRuntime, ex: Exchange, check: Check, answere
   }
   if (typeof answered.fullUrl === "string") out.fullUrl = rt.urls.toPublic(answered.fullUrl);
   const checker = checkerOf(rt, ex);
+  if (check.kind === "deleted") {
+    const after = await upstreamCall(rt, ex, "GET", check.key);
+    if (after.status === 200) {
+      return refusedEntry(
+        new ProxyError(
+          409,
+          "conflict",
+          `${check.key} changed while the proxy was checking this delete; it was not deleted`,
+        ).answer(),
+      );
+    }
+    delete out.resource;
+    return out;
+  }
   if (answered.resource === undefined) {
     // A read that found nothing is answered like a hidden one.
     if (check.kind === "read") return refusedEntry(notFound());

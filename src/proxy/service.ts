@@ -26,7 +26,9 @@ export interface RunningProxy {
 }
 
 export async function startProxy(ctx: AppContext, config: ProxyConfig): Promise<RunningProxy> {
-  const upstream = new UpstreamClient(config.upstream);
+  const upstream = new UpstreamClient(config.upstream, (seconds, outcome) =>
+    ctx.metrics.upstreamDuration.observe({ outcome }, seconds),
+  );
   const capabilities = new CapabilityWatcher(upstream, config.upstream.capabilityRefreshMs, ctx.logger);
   const cursors = new CursorSigner(config.cursor.key, config.cursor.ttlMs);
   const runtime: ProxyRuntime = {
@@ -39,6 +41,12 @@ export async function startProxy(ctx: AppContext, config: ProxyConfig): Promise<
     logger: ctx.logger,
   };
   const server = createServer(createProxyApp(ctx, runtime));
+  // A response finished during shutdown closes its connection, so keep-alive clients cannot hold the drain open.
+  server.on("request", (req, res) => {
+    res.on("finish", () => {
+      if (ctx.shuttingDown()) req.socket.end();
+    });
+  });
   server.keepAliveTimeout = ctx.config.server.keepAliveTimeoutMs;
   server.headersTimeout = ctx.config.server.keepAliveTimeoutMs + 1000;
   await new Promise<void>((resolve, reject) => {

@@ -86,7 +86,11 @@ export class UpstreamClient {
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly secure: boolean;
 
-  constructor(private readonly config: ProxyConfig["upstream"]) {
+  constructor(
+    private readonly config: ProxyConfig["upstream"],
+    /** Told how long each call took and how it ended (status class or failure kind). */
+    private readonly observe: (seconds: number, outcome: string) => void = () => {},
+  ) {
     this.base = new URL(config.url);
     this.secure = this.base.protocol === "https:";
     this.agent = this.secure
@@ -100,7 +104,20 @@ export class UpstreamClient {
     return new URL(target === "" ? base : target.startsWith("?") ? `${base}${target}` : `${base}/${target}`);
   }
 
-  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const started = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    try {
+      const res = await this.send(req);
+      this.observe(seconds(), `${Math.floor(res.status / 100)}xx`);
+      return res;
+    } catch (err) {
+      this.observe(seconds(), err instanceof UpstreamError ? err.kind : "error");
+      throw err;
+    }
+  }
+
+  private send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const url = this.urlOf(req.target);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers ?? {})) {
