@@ -17,6 +17,7 @@ import { handleConditional, handleCreate, handleRead, handleWrite } from "./inst
 import {
   classify,
   queryValues,
+  serverPagingParam,
   targetOf,
   withQuery,
   withoutParams,
@@ -140,11 +141,13 @@ async function handle(
   const interaction = classify(method, target.segments, target.query !== "");
   seen.interaction = interaction.kind;
   checkFormats(req, target.query);
+  refuseServerPaging(target.query);
   const client = clientInfo(rt, req, requestId);
 
   if (interaction.kind === "capabilities") return capabilities(rt, interaction.which, target.query, client);
 
   const { body, contentType } = parseBody(req, interaction);
+  if (typeof body === "string") refuseServerPaging(body);
   const verified = await verifyToken(ctx, req);
   if ("answer" in verified) return verified.answer;
   const headers: Record<string, string> = {};
@@ -197,6 +200,12 @@ function dispatch(
         i.kind === "unsupported" ? i.message : "not supported by the proxy",
       );
   }
+}
+
+function refuseServerPaging(query: string): void {
+  const name = serverPagingParam(query);
+  if (name !== undefined)
+    throw new ProxyError(400, "invalid", `${name} is not accepted: follow the paging links the proxy gives`);
 }
 
 /** JSON only: `_format` and `Accept` must allow JSON (406), bodies must be JSON (415). */

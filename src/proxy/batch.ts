@@ -27,6 +27,7 @@ import {
   appendParams,
   classify,
   queryValues,
+  serverPagingParam,
   targetOf,
   withQuery,
   withoutParams,
@@ -166,6 +167,15 @@ async function prepare(
         400,
         "invalid",
         target?.error ?? "the entry URL is not relative to the base",
+      ).answer(),
+    };
+  const paging = serverPagingParam(target.query);
+  if (paging !== undefined)
+    return {
+      refused: new ProxyError(
+        400,
+        "invalid",
+        `${paging} is not accepted: follow the paging links the proxy gives`,
       ).answer(),
     };
   const interaction: Interaction = classify(method, target.segments, target.query !== "");

@@ -205,6 +205,25 @@ export function withoutParams(query: string, names: readonly string[]): string {
     .join("&");
 }
 
+/**
+ * Server paging parameters (HAPI's `_getpages`, `_getpagesoffset`, `_bundletype`, offset paging):
+ * a client pages with the proxy's cursors only, whatever the policy does with unknown parameters,
+ * so it can never address another search's stored result pages.
+ */
+const SERVER_PAGING_PARAMS = new Set([
+  "_getpages",
+  "_getpagesoffset",
+  "_bundletype",
+  "_offset",
+  "_pageId",
+  "_page_id",
+]);
+
+/** The first server paging parameter in a query, if any. */
+export function serverPagingParam(query: string): string | undefined {
+  return queryItems(query).find((i) => SERVER_PAGING_PARAMS.has(i.name))?.name;
+}
+
 /** Appends `params` (encoded) to a raw query string. */
 export function appendParams(query: string, params: readonly (readonly [string, string])[]): string {
   const added = params.map(([k, v]) => `${encodeParam(k)}=${encodeParam(v)}`);

@@ -209,7 +209,8 @@ export class FakeFhir {
       .map(decodeURIComponent);
     const params = [...url.searchParams.entries()];
     const method = req.method;
-    const body = req.body === "" ? undefined : (JSON.parse(req.body) as unknown);
+    const form = String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded");
+    const body = req.body === "" || form ? undefined : (JSON.parse(req.body) as unknown);
     const [a, b, c, d] = segments;
     if (segments.length === 0) {
       if (method === "GET" && url.searchParams.has("_getpages")) return this.page(url.searchParams);
