@@ -79,7 +79,7 @@ PROXY_FILTER_LABEL := $(if $(filter false,$(FHIR_FILTER_ENABLED)),off,on)
 
 .PHONY: e2e-proxy e2e-proxy-all
 e2e-proxy: build fhir-server $(E2E_DATA)/truth.json
-	@mkdir -p $(E2E_PROXY_RUN); rm -f $(E2E_PROXY_RUN)/audit-*.jsonl; \
+	@set -e; mkdir -p $(E2E_PROXY_RUN); rm -f $(E2E_PROXY_RUN)/audit-*.jsonl; \
 	stop() { \
 	  for f in $(E2E_PROXY_RUN)/a.pid $(E2E_PROXY_RUN)/b.pid; do \
 	    if [ -f "$$f" ]; then pid=$$(cat "$$f"); kill "$$pid" 2>/dev/null && \
@@ -88,18 +88,22 @@ e2e-proxy: build fhir-server $(E2E_DATA)/truth.json
 	  $(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh stop; \
 	}; \
 	trap stop EXIT; \
-	$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh start && \
-	node test/e2e/data/load.mjs $(FHIR_BASE) --data $(E2E_DATA) && \
-	export SMART_AUTHZ_PROXY_CURSOR_KEY="$$(head -c 48 /dev/urandom | base64 | tr -d '\n')" && \
+	$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh start; \
+	node test/e2e/data/load.mjs $(FHIR_BASE) --data $(E2E_DATA); \
+	export SMART_AUTHZ_PROXY_CURSOR_KEY="$$(head -c 48 /dev/urandom | base64 | tr -d '\n')"; \
 	for p in a:$(PROXY_A_PORT) b:$(PROXY_B_PORT); do \
 	  name=$${p%%:*}; port=$${p#*:}; \
 	  node dist/src/cli.js proxy --config test/e2e/proxy/$$name.yaml --upstream $(FHIR_BASE) \
 	    --listen 127.0.0.1:$$port >$(E2E_PROXY_RUN)/$$name.log 2>&1 & echo $$! >$(E2E_PROXY_RUN)/$$name.pid; \
 	done; \
 	for port in $(PROXY_A_PORT) $(PROXY_B_PORT); do \
-	  for i in $$(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$$port/fhir/metadata" && break; sleep 0.3; done; \
-	  curl -sf -o /dev/null "http://127.0.0.1:$$port/fhir/metadata" || { echo "proxy on $$port did not start:"; cat $(E2E_PROXY_RUN)/*.log; exit 1; }; \
-	done && \
+	  ready=no; \
+	  for i in $$(seq 1 100); do \
+	    [ "$$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$$port/fhir/Patient")" = 401 ] && { ready=yes; break; }; \
+	    sleep 0.3; \
+	  done; \
+	  [ $$ready = yes ] || { echo "the proxy on $$port did not start:"; cat $(E2E_PROXY_RUN)/*.log; exit 1; }; \
+	done; \
 	FHIR_BASE=$(FHIR_BASE) PROXY_A=http://127.0.0.1:$(PROXY_A_PORT)/fhir PROXY_B=http://127.0.0.1:$(PROXY_B_PORT)/fhir \
 	  FHIR_FILTER_ENABLED=$(FHIR_FILTER_ENABLED) E2E_DATA=$(E2E_DATA) \
 	  E2E_REPORT=$(E2E_PROXY_RUN)/comparison-filter-$(PROXY_FILTER_LABEL).md \

@@ -93,7 +93,8 @@ export async function handleBatch(rt: ProxyRuntime, ex: Exchange, decision: Deci
       },
       jsonBody(outgoing),
     );
-    if (res.status === 412 && transaction) {
+    // HAPI answers a failed ifMatch with 409, the specification with 412.
+    if ((res.status === 412 || res.status === 409) && transaction) {
       throw new ProxyError(
         409,
         "conflict",
@@ -119,9 +120,10 @@ export async function handleBatch(rt: ProxyRuntime, ex: Exchange, decision: Deci
     const p = prepared[i]!;
     if ("refused" in p) responses[i] = refusedEntry(p.refused);
   }
-  const { link: _link, entry: _entry, ...rest } = upstreamBundle;
-  void _link;
-  void _entry;
+  // The server's own links and entries are not passed on: its entries are rebuilt above.
+  const rest: Json = { ...upstreamBundle };
+  delete rest.link;
+  delete rest.entry;
   return {
     status: 200,
     headers: {},
