@@ -81,6 +81,30 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
     expect(history.body).toEqual(missing.body);
   });
 
+  it("answers HEAD like GET without a body, and a deleted resource like a missing one", async () => {
+    const own = await call(`${h.base}/Observation/o-123-a`, { method: "HEAD", token });
+    expect(own.status).toBe(200);
+    expect(own.body).toBeUndefined();
+    expect(own.headers.get("etag")).toBe('W/"1"');
+    const other = await call(`${h.base}/Observation/o-999-a`, { method: "HEAD", token });
+    expect(other.status).toBe(404);
+    expect(other.body).toBeUndefined();
+    h.fake.seed({
+      resourceType: "Observation",
+      id: "o-123-gone",
+      status: "final",
+      code: { text: "x" },
+      subject: { reference: "Patient/123" },
+    });
+    expect((await call(`${h.base}/Observation/o-123-gone`, { method: "DELETE", token })).status).toBeLessThan(
+      300,
+    );
+    const gone = await call(`${h.base}/Observation/o-123-gone`, { token });
+    const missing = await call(`${h.base}/Observation/never-was`, { token });
+    expect(gone.status).toBe(404);
+    expect(gone.body).toEqual(missing.body);
+  });
+
   it("hides a labelled resource and writes the audit record first", async () => {
     const r = await call(`${h.base}/Observation/o-123-secret`, { token });
     expect(r.status).toBe(404);
