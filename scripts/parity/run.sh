@@ -21,7 +21,7 @@ BUNDLE=${PARITY_BUNDLE:-$ROOT/build/bundle}
 POLICY=${PARITY_POLICY:-$ROOT/policies}
 HOSTS=${PARITY_HOSTS:-"go node java java-interp python"}
 REFERENCE=topdown
-HOST_TIMEOUT=${PARITY_HOST_TIMEOUT:-600}
+HOST_TIMEOUT=${PARITY_HOST_TIMEOUT:-1800}
 
 die() { echo "parity: $*" >&2; exit 2; }
 [[ -f $BUNDLE/policy.wasm ]] || die "$BUNDLE/policy.wasm not found (run 'make build' first)"
