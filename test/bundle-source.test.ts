@@ -141,7 +141,7 @@ describe("bundle source", () => {
     const dir = tempDir();
     const path = join(dir, "bundle.tar.gz");
     writeFileSync(path, readFileSync(buildFixtureBundle("file-1")));
-    const source = new BundleSource(fileConfig(path), { marker: "m" });
+    const source = new BundleSource(fileConfig(path), { audit: { observer: "m" } });
     const events: string[] = [];
     source.on({
       activated: (e) => events.push(`activated ${e.revision}`),

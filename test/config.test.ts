@@ -4,6 +4,7 @@ import { EMBEDDED_ORIGIN, loadConfig, parseConfig } from "../src/ops/config.js";
 import { DEMO_ISSUER, PACKAGE_ROOT } from "../src/ops/default-config.js";
 import { SmartAuthzError } from "../src/core/errors.js";
 import { REPO, tempDir, writeFile } from "./helpers/fixtures.js";
+import { DEMO_PUBLIC_JWK } from "./helpers/service-config.js";
 
 const VALID = `server:
   listen: "0.0.0.0:9000"
@@ -15,7 +16,7 @@ tokens:
 bundle:
   source: ./bundle.tar.gz
 policy:
-  marker: hello
+  deny: { hidden_status: 403 }
 `;
 
 function problems(text: string): string[] {
@@ -44,6 +45,10 @@ describe("config", () => {
       port: 9000,
       bodyLimitBytes: 1024 * 1024,
       fhirBasePath: "/",
+      maxConnections: 1024,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      dataApi: true,
     });
     expect(c.tokens.issuers[0]).toEqual({
       issuer: "https://issuer.example",
@@ -55,13 +60,59 @@ describe("config", () => {
       clockToleranceSeconds: 30,
       maxTokenBytes: 16384,
       trustForwardedClaims: false,
+      trustForwardedNow: false,
+    });
+    expect(c.limits).toEqual({
+      maxUrlBytes: 8192,
+      maxParameters: 100,
+      maxParameterRepeats: 20,
+      policyTimeouts: { burst: 3, refillMs: 20_000 },
     });
     expect(c.bundle.source).toEqual({ kind: "file", path: "/etc/smart-authz/bundle.tar.gz" });
-    expect(c.policy).toEqual({ marker: "hello" });
-    expect(c.logging).toEqual({ level: "info", decisions: true, unmask: false });
+    // The policy section reaches the policy exactly as written: the bundle's defaults fill the rest.
+    expect(c.policy).toEqual({ deny: { hidden_status: 403 } });
+    expect(c.logging).toEqual({ level: "info", decisions: true, unmask: false, requests: "debug" });
     expect(c.demo).toBe(false);
     expect(c.audit).toBeUndefined();
     expect(c.server.keepAliveTimeoutMs).toBe(65_000);
+  });
+
+  it("reads the request limits, connection bounds and trust switches", () => {
+    const text = VALID.replace(
+      '  listen: "0.0.0.0:9000"',
+      '  listen: "0.0.0.0:9000"\n  max_connections: 50\n  headers_timeout_seconds: 2\n  request_timeout_seconds: 5\n  data_api: false',
+    ).concat(
+      "limits:\n  max_url_bytes: 4kb\n  max_parameters: 10\n  max_parameter_repeats: 2\n  policy_timeouts: { burst: 0, refill_seconds: 1 }\n",
+    );
+    const c = parseConfig(text, "cfg.yaml", "/etc/smart-authz");
+    expect(c.server).toMatchObject({
+      maxConnections: 50,
+      headersTimeoutMs: 2000,
+      requestTimeoutMs: 5000,
+      dataApi: false,
+    });
+    expect(c.limits).toEqual({
+      maxUrlBytes: 4096,
+      maxParameters: 10,
+      maxParameterRepeats: 2,
+      policyTimeouts: { burst: 0, refillMs: 1000 },
+    });
+    const bad = VALID.replace(
+      '  listen: "0.0.0.0:9000"',
+      '  listen: "0.0.0.0:9000"\n  headers_timeout_seconds: 20\n  request_timeout_seconds: 5',
+    )
+      .replace("  issuers:", "  trust_forwarded_now: maybe\n  issuers:")
+      .concat("limits:\n  max_parameters: 0\n  policy: 1\n");
+    expect(problems(bad)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /server\.request_timeout_seconds: must be at least headers_timeout_seconds \(20\)/,
+        ),
+        expect.stringMatching(/tokens\.trust_forwarded_now: must be true or false/),
+        expect.stringMatching(/limits\.max_parameters: must be a whole number from 1 to 10000, got number 0/),
+        expect.stringMatching(/limits\.policy: unknown field/),
+      ]),
+    );
   });
 
   it("reads the audit section and the keep-alive timeout, resolving the audit path against the file", () => {
@@ -137,14 +188,23 @@ describe("config", () => {
     );
   });
 
-  it("reports an unknown field at its key, with the fields it expected", () => {
+  it("reports an unknown field at its key, with the field it was probably meant to be", () => {
     const text = VALID.replace("  issuers:", "  isuers: []\n  issuers:");
-    expect(problems(text)).toEqual([
-      "4:3 tokens.isuers: unknown field; expected one of issuers, clock_tolerance_seconds, max_token_bytes, cache_max_entries, jwks_cooldown_seconds, jwks_cache_max_age_seconds, jwks_timeout_ms, trust_forwarded_claims",
+    expect(problems(text)).toEqual(['4:3 tokens.isuers: unknown field; did you mean "issuers"?']);
+    expect(problems(VALID.replace("  issuers:", "  frobnicate: []\n  issuers:"))).toEqual([
+      "4:3 tokens.frobnicate: unknown field; expected one of issuers, clock_tolerance_seconds, max_token_bytes, cache_max_entries, jwks_cooldown_seconds, jwks_cache_max_age_seconds, jwks_timeout_ms, trust_forwarded_claims, trust_forwarded_now",
+    ]);
+    // A required field misspelt is one problem, at the typo, not also a missing field.
+    expect(problems(VALID.replace("  source: ./bundle.tar.gz", "  sourse: ./bundle.tar.gz"))).toEqual([
+      '9:3 bundle.sourse: unknown field; did you mean "source"?',
+    ]);
+    // A field that belongs elsewhere says where.
+    expect(problems(`${VALID}audit:\n  path: a.jsonl\n  all_decisions: true\n`)).toEqual([
+      '14:3 audit.all_decisions: unknown field; expected one of path, sync ("all_decisions" is a field of policy.audit)',
     ]);
   });
 
-  it("reports every problem at once, each at its own line", () => {
+  it("reports every problem at once, each at its own line, in the order of the file", () => {
     const text = `server:
   listen: "host:99999"
   body_limit: lots
@@ -164,9 +224,10 @@ policy: [1, 2]
       "2:11 server.listen: port 99999 is out of range (0-65535)",
       '3:15 server.body_limit: must be a size such as 1048576, "512kb" or "1mb", got "lots"',
       "6:7 tokens.issuers[0].audience: required: the audience (a string or a list of strings) your tokens carry in `aud`",
+      "6:7 tokens.issuers[0]: exactly one of jwks_uri, jwks_file or jwks is required (got jwks_uri, jwks_file)",
       "7:20 tokens.issuers[0].algorithms[0]: none is never accepted (unsigned or shared-secret tokens); allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
       "7:26 tokens.issuers[0].algorithms[1]: HS256 is never accepted (unsigned or shared-secret tokens); allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
-      "6:7 tokens.issuers[0]: exactly one of jwks_uri, jwks_file or jwks is required (got jwks_uri, jwks_file)",
+      "8:17 tokens.issuers[0].jwks_uri: must be an http:// or https:// URL",
       "10:9 bundle.source: required",
       "12:10 logging.level: must be one of fatal, error, warn, info, debug, trace, silent",
       '13:11 logging.unmask: must be true or false, got "yes"',
@@ -201,7 +262,7 @@ policy: [1, 2]
     );
     expect(problems(text)).toEqual([
       "11:22 bundle.verification.public_key_file: file not found: /etc/smart-authz/missing.pem",
-      '12:16 bundle.verification.algorithm: unsupported algorithm "HS256"; allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA',
+      "12:16 bundle.verification.algorithm: HS256 is never accepted (unsigned or shared-secret tokens); allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA",
     ]);
   });
 
@@ -209,13 +270,13 @@ policy: [1, 2]
     const text = `server: { body_limit: 256kb, listen: 8080 }
 tokens:
   issuers:
-    - { issuer: a, audience: [x, y], jwks: { keys: [{ kty: EC }] } }
+    - { issuer: a, audience: [x, y], jwks: { keys: [${JSON.stringify(DEMO_PUBLIC_JWK)}] } }
     - { issuer: b, audience: x, jwks_file: keys/jwks.json, algorithms: [PS256] }
 bundle: { source: "http://bundles.local/b.tar.gz" }
 `;
     const c = parseConfig(text, "c.yaml", "/srv");
     expect(c.server).toMatchObject({ host: "127.0.0.1", port: 8080, bodyLimitBytes: 256 * 1024 });
-    expect(c.tokens.issuers[0]!.jwks).toEqual({ kind: "inline", jwks: { keys: [{ kty: "EC" }] } });
+    expect(c.tokens.issuers[0]!.jwks).toEqual({ kind: "inline", jwks: { keys: [DEMO_PUBLIC_JWK] } });
     expect(c.tokens.issuers[1]!.jwks).toEqual({ kind: "file", path: "/srv/keys/jwks.json" });
     expect(c.bundle.source).toEqual({ kind: "url", url: "http://bundles.local/b.tar.gz" });
   });

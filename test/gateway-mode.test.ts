@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli.js";
 import { loadConfig, parseConfig } from "../src/ops/config.js";
@@ -13,6 +14,8 @@ import { startService, type Service } from "../src/server.js";
 import { DEFAULT_CONFIG_YAML, PACKAGE_ROOT } from "../src/ops/default-config.js";
 import { gatewayDecision } from "../src/api/gateway-mode.js";
 import type { Decision } from "../src/core/contract.js";
+import { checkGatewayCase, gatewayCaseArb } from "./fuzz/support/gateway-invariant.js";
+import { demoToken as mintDemoToken } from "./helpers/demo-token.js";
 import { LogSink, REPO, tempDir } from "./helpers/fixtures.js";
 import { serviceConfig } from "./helpers/service-config.js";
 
@@ -163,13 +166,23 @@ describe.skipIf(!built)("gateway mode with the real policy (C1)", () => {
   it.each([
     ["DELETE", "Observation?code=1234-5"],
     ["GET", "Observation"],
-    ["GET", "Observation/_history"],
+    // H3: an allow that releases data the policy has not seen carries a filter-response obligation.
+    ["GET", "Observation?patient=123"],
+    ["GET", "Patient/123/Observation"],
   ])("refuses the narrowed %s %s to a gateway that did not declare it narrows", async (method, path) => {
     const r = await gateway(method, path);
     expect(r.status).toBe(403);
     expect(r.body.reasons?.[0]?.code).toBe("gateway-cannot-enforce");
     const wrongKey = await gateway(method, path, { key: "x".repeat(40) });
     expect(wrongKey.status).toBe(403);
+  });
+
+  it("refuses type history to a patient/ token whoever asks (M1: history cannot be narrowed)", async () => {
+    for (const key of [undefined, KEY]) {
+      const r = await gateway("GET", "Observation/_history", { key });
+      expect(r.status).toBe(403);
+      expect(r.body.reasons?.[0]?.code).toBe("patient-scope-type-history");
+    }
   });
 
   it("answers a filter 200 to the declared enforcing gateway that presents its key", async () => {
@@ -228,4 +241,14 @@ describe.skipIf(!built)("gateway mode with the real policy (C1)", () => {
     });
     expect(res.status).toBe(403);
   });
+
+  // The property `make fuzz` runs with thousands of inputs (test/fuzz/http.fuzz.ts, HTTP-4).
+  it("answers 2xx only to an allow that needs nothing more, or an enforcing gateway's filter (sample)", async () => {
+    await fc.assert(
+      fc.asyncProperty(gatewayCaseArb, (c) =>
+        checkGatewayCase({ url: service.url, mint: mintDemoToken, enforcingKey: KEY }, c),
+      ),
+      { numRuns: 60 },
+    );
+  }, 120_000);
 });

@@ -13,6 +13,7 @@ import type { PolicyEngine } from "../src/policy/engine.js";
 import { fuzzRuns } from "./fuzz/support/budget.js";
 import { ALL_PROPERTIES } from "./fuzz/support/properties.js";
 import { runProperties } from "./fuzz/support/run.js";
+import { SECURITY_PROPERTIES } from "./fuzz/support/security-properties.js";
 import { loadRealEngine } from "./helpers/policy.js";
 
 /** About 2,000 inputs over all properties: a few seconds. FUZZ_RUNS overrides it here too. */
@@ -20,6 +21,10 @@ const SAMPLE = process.env.FUZZ_RUNS ? fuzzRuns(2_000) : 2_000;
 
 describe("policy properties (sample)", () => {
   runProperties(null, ALL_PROPERTIES, SAMPLE, 60_000);
+});
+
+describe("security properties (sample)", () => {
+  runProperties(null, SECURITY_PROPERTIES, SAMPLE, 60_000);
 });
 
 let engine: PolicyEngine;
@@ -175,24 +180,21 @@ describe("pinned counterexamples of known policy bugs", () => {
     expect(firstReason(d)).toBe("patch-touches-compartment-link");
   });
 
-  // KNOWN POLICY BUG KB-5: reference_tail accepts an absolute reference on ANY server
-  // ("https://<anything>/Patient/123"); the digest (§2.6) says base = this server. A resource whose
-  // subject is another server's Patient/123 is released to this server's patient 123.
-  it.fails(
-    "KB-5: another server's Patient/123 does not put a resource in this server's patient 123 compartment",
-    () => {
-      const d = decide({
-        claims: { scope: "patient/Observation.rs", patient: "123" },
-        request: { method: "GET", url: "Observation/1" },
-        resource: {
-          resourceType: "Observation",
-          id: "1",
-          subject: { reference: "https://other-ehr.example.net/fhir/Patient/123" },
-        },
-      });
-      expect(d.decision, JSON.stringify(d)).toBe("deny");
-    },
-  );
+  // FIXED POLICY BUG KB-5 (regression test): reference_tail accepted an absolute reference on ANY
+  // server ("https://<anything>/Patient/123"); the digest (§2.6) says base = this server. Now an
+  // absolute reference names this server's patient only on a configured `fhir.base_urls` base.
+  it("KB-5 (fixed): another server's Patient/123 does not put a resource in this server's patient 123 compartment", () => {
+    const d = decide({
+      claims: { scope: "patient/Observation.rs", patient: "123" },
+      request: { method: "GET", url: "Observation/1" },
+      resource: {
+        resourceType: "Observation",
+        id: "1",
+        subject: { reference: "https://other-ehr.example.net/fhir/Patient/123" },
+      },
+    });
+    expect(d.decision, JSON.stringify(d)).toBe("deny");
+  });
 
   // FIXED POLICY BUG KB-6 (regression test) (found by P6 "search-unfiltered"): Patient.link is not followed by default
   // (config.follow_patient_link = false), yet a patient/ search Patient?link=Patient/123 is allowed

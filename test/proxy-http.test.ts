@@ -287,6 +287,11 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
 
   it("logs one line per request without URL, token or content, and counts requests and upstream time", async () => {
     const lines = h.logs.find("proxy request");
+    const decisions = h.logs.find("decision").filter((l) => l.endpoint === "proxy");
+    expect(decisions.length).toBeGreaterThan(10);
+    // every decision line names the request it belongs to
+    const ids = new Set(lines.map((l) => l.request_id));
+    expect(decisions.every((d) => ids.has(d.request_id))).toBe(true);
     expect(lines.length).toBeGreaterThan(10);
     const text = JSON.stringify(lines);
     expect(text).not.toContain("o-123");
@@ -297,6 +302,27 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
     expect(metrics).toMatch(/smart_authz_proxy_requests_total\{interaction="read",status="2xx"\} \d+/);
     expect(metrics).toMatch(/smart_authz_proxy_upstream_duration_seconds_count\{outcome="2xx"\} \d+/);
     expect(metrics).toMatch(/smart_authz_decisions_total\{endpoint="proxy",outcome="deny"\} \d+/);
+  });
+
+  it("refuses requests beyond the evaluation bounds (limits.*) before the policy or the server sees them", async () => {
+    const before = h.fake.log.length;
+    const many = Array.from({ length: 150 }, (_, i) => `code=c${i}`).join("&");
+    const r = await call(`${h.base}/Observation?${many}`, { token });
+    expect(r.status).toBe(400);
+    expect(r.body.issue[0].code).toBe("too-costly");
+    const long = await call(`${h.base}/Observation?code=${"x".repeat(9000)}`, { token });
+    expect(long.status).toBe(400);
+    const batch = await call(h.base, {
+      method: "POST",
+      token,
+      body: {
+        resourceType: "Bundle",
+        type: "batch",
+        entry: [{ request: { method: "GET", url: `Observation?${many}` } }],
+      },
+    });
+    expect(batch.status).toBe(400);
+    expect(h.fake.log.length).toBe(before);
   });
 
   it("denies with the policy's status, OperationOutcome and insufficient_scope challenge", async () => {

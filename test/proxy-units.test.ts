@@ -17,7 +17,7 @@ import {
   splitSearchValues,
   type PlanOptions,
 } from "../src/proxy/narrowing.js";
-import { proxyOptions } from "../src/proxy/options.js";
+import { proxyFlags } from "../src/proxy/options.js";
 import { applyElements } from "../src/proxy/release.js";
 import { UrlMap, rewriteBundle } from "../src/proxy/rewrite.js";
 import { tempDir, writeFile } from "./helpers/fixtures.js";
@@ -375,13 +375,13 @@ describe("the proxy: config section", () => {
     for (const expected of [
       "proxy.listen:",
       'proxy.base_path: must be a plain path starting with "/"',
-      "proxy.upstream.url: must be an http:// or https:// URL",
-      "proxy.upstream.auth.token_env: required",
+      "proxy.upstream.url: must be an absolute http:// or https:// URL",
+      'proxy.upstream.auth.token_env: required with type "bearer"',
       "proxy.upstream.extra: unknown field",
       "proxy.narrowing.strategy: must be one of auto, filter, compartment, single",
       "proxy.narrowing.fallback: must be one of primary, response-filter, refuse",
-      "proxy.cursor.key_env: must name an environment variable",
-      "proxy.cursor.ttl_seconds: must be a number from 10 to 86400",
+      "proxy.cursor.key_env: must match ^[A-Z_][A-Z0-9_]*$",
+      "proxy.cursor.ttl_seconds: must be a whole number from 10 to 86400",
     ])
       expect(message).toContain(expected);
     expect(message).toMatch(/p\.yaml:\d+:\d+: proxy\.upstream\.url/);
@@ -428,25 +428,26 @@ describe("the proxy: config section", () => {
   });
 });
 
-describe("smart-authz proxy options", () => {
-  it("turns --upstream and --listen into the environment overrides", () => {
-    const o = proxyOptions(["--config", "c.yaml", "--upstream", "http://f/fhir", "--listen", "0.0.0.0:9"], {
-      A: "1",
-    });
+describe("smart-authz proxy flags", () => {
+  it("turns --upstream and --proxy-addr into the environment overrides", () => {
+    const o = proxyFlags({ upstream: "http://f/fhir", "proxy-addr": "0.0.0.0:9" }, { A: "1" });
     expect(o).toEqual({
-      configPath: "c.yaml",
       upstream: "http://f/fhir",
       env: { A: "1", SMART_AUTHZ_PROXY_UPSTREAM: "http://f/fhir", SMART_AUTHZ_PROXY_LISTEN: "0.0.0.0:9" },
     });
+    expect(proxyFlags({}, { SMART_AUTHZ_PROXY_UPSTREAM: "http://g/fhir" }).upstream).toBe("http://g/fhir");
+    expect(() => proxyFlags({ "proxy-addr": "nope" }, {})).toThrow(/--proxy-addr/);
   });
 
-  it("exits 2 on a bad option or without an upstream", async () => {
+  it("exits 2 on a bad flag or without an upstream", async () => {
     let err = "";
     const io = { stdout: () => {}, stderr: (t: string) => (err += t), stdin: () => "", env: {} };
     expect(await main(["proxy", "--bogus"], io)).toBe(2);
-    expect(err).toContain("usage: smart-authz proxy");
     err = "";
     expect(await main(["proxy"], io)).toBe(2);
     expect(err).toContain("the proxy needs a `proxy:` section");
+    err = "";
+    expect(await main(["proxy", "--upstream", "ftp://x"], io)).toBe(2);
+    expect(err).toContain("proxy.upstream.url");
   });
 });

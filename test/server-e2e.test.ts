@@ -83,15 +83,10 @@ describe.skipIf(!built)("the service with the real policy bundle and the demo co
   });
 
   it("answers the OPA Data API for both entrypoints", async () => {
+    const token = await demoToken("--scope", "patient/Observation.rs", "--patient", "123");
     for (const [path, input] of [
       ["smart/api/scopes", { scope: "patient/Observation.rs" }],
-      [
-        "smart/api/decision",
-        {
-          claims: { scope: "patient/Observation.rs", patient: "123" },
-          request: { method: "GET", url: "Observation?patient=123" },
-        },
-      ],
+      ["smart/api/decision", { token, request: { method: "GET", url: "Observation?patient=123" } }],
     ] as const) {
       const res = await fetch(`${service.url}/v1/data/${path}`, {
         method: "POST",

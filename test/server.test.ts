@@ -8,6 +8,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/ops/config.js";
+import { relativeToBase as relativeToBaseOf } from "../src/api/gateway-request.js";
+
+const relativeToBase = (path: string, base: string) => relativeToBaseOf(path, base).url;
 import { startService, type Service } from "../src/server.js";
 import { LogSink, buildFixtureBundle, tempDir } from "./helpers/fixtures.js";
 import { OpenApiChecker } from "./helpers/openapi.js";
@@ -46,7 +49,7 @@ function configSpec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
     server: { body_limit: "16kb", fhir_base_path: "/fhir", ...extra.server },
     tokens: { jwks_cooldown_seconds: 0, ...extra.tokens },
     logging: { level: "info", ...extra.logging },
-    policy: { marker: "from-config" },
+    policy: { audit: { observer: "from-config" } },
   };
 }
 
@@ -121,13 +124,17 @@ describe("POST /v1/decision", () => {
     expect(r.headers.get("x-decision")).toBe("allow");
   });
 
-  it("takes the token from a forwarded Authorization header and keeps a given `now`", async () => {
+  it("takes the token from a forwarded Authorization header and decides at the server's time, not a given `now` (L3)", async () => {
     const token = await issuer.token();
+    const before = Date.now();
     const r = await call("POST", "/v1/decision", {
       body: { request: GET_OBS, now: "2026-11-22T10:00:00Z" },
       headers: { authorization: `Bearer ${token}` },
     });
-    expect(r.body).toMatchObject({ decision: "allow", now: "2026-11-22T10:00:00Z" });
+    expect(r.body.decision).toBe("allow");
+    expect(r.body.now).not.toBe("2026-11-22T10:00:00Z");
+    expect(Date.parse(r.body.now)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Date.parse(r.body.now)).toBeLessThanOrEqual(Date.now() + 1000);
   });
 
   it("answers 200 with the deny in default mode, and mirrors it with insufficient_scope in gateway mode", async () => {
@@ -396,18 +403,121 @@ describe("/v1/gateway (Envoy ext_authz, NGINX auth_request)", () => {
       'error="insufficient_scope", scope="patient/Observation.rs"',
     );
   });
+
+  // NGINX cannot read an auth_request answer's body: examples/nginx asks again from error_page
+  // and hands this answer to the client, so it must be FHIR and carry no internal reasons.
+  it("answers the OperationOutcome alone, as FHIR, with X-Smart-Authz-Body: outcome", async () => {
+    const nginx = (uri: string, extra: Record<string, string> = {}) => ({
+      headers: {
+        "x-original-uri": uri,
+        "x-original-method": "GET",
+        "x-smart-authz-body": "outcome",
+        ...extra,
+      },
+    });
+    const scopeless = { authorization: `Bearer ${await issuer.token({ scope: "openid" })}` };
+    const refused = await call("GET", "/v1/gateway/auth", nginx("/fhir/Observation?patient=123", scopeless));
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get("content-type")).toMatch(/^application\/fhir\+json/);
+    expect(refused.body).toEqual({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "forbidden" }],
+    });
+    expect(refused.headers.get("www-authenticate")).toContain('error="insufficient_scope"');
+    expect(refused.headers.get("x-decision")).toBe("deny");
+
+    const hidden = await call(
+      "GET",
+      "/v1/gateway/auth",
+      nginx("/fhir/Secret/1", { authorization: `Bearer ${await issuer.token()}` }),
+    );
+    expect(hidden.status).toBe(404);
+    expect(hidden.text).not.toContain("hidden");
+    expect(hidden.body).toEqual({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "not-found" }],
+    });
+
+    const anonymous = await call("GET", "/v1/gateway/auth", nginx("/fhir/Observation?patient=123"));
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("content-type")).toMatch(/^application\/fhir\+json/);
+    expect(anonymous.body).toMatchObject({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "login" }],
+    });
+    expect(anonymous.headers.get("www-authenticate")).toBe('Bearer realm="smart-authz"');
+    expect(anonymous.headers.get("x-decision")).toBe("deny");
+    expect(anonymous.headers.get("x-policy-revision")).toBe("rev-1");
+
+    const malformed = await call(
+      "GET",
+      "/v1/gateway/auth",
+      nginx("/fhir/Observation?patient=123", { authorization: "Basic dXNlcjpwdw==" }),
+    );
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ resourceType: "OperationOutcome", issue: [{ code: "invalid" }] });
+
+    const allowed = await call(
+      "GET",
+      "/v1/gateway/auth",
+      nginx("/fhir/Observation?patient=123", { authorization: `Bearer ${await issuer.token()}` }),
+    );
+    expect(allowed.status).toBe(200);
+    expect(allowed.body).toMatchObject({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "information", code: "informational" }],
+    });
+
+    // Without the header the gateway still gets the decision document; /v1/filter ignores it.
+    const plain = await call("GET", "/v1/gateway/auth", {
+      headers: { ...nginx("/fhir/Secret/1").headers, "x-smart-authz-body": "decision", ...scopeless },
+    });
+    expect(plain.body).toMatchObject({ decision: "deny", reasons: [{ code: "scope-missing" }] });
+    const viaDecision = await call("POST", "/v1/decision?mode=gateway", {
+      body: { request: { method: "GET", url: "Secret/1" } },
+      headers: { ...scopeless, "x-smart-authz-body": "outcome" },
+    });
+    expect(viaDecision.status).toBe(403);
+    expect(viaDecision.body).toEqual({
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "forbidden" }],
+    });
+    const defaultMode = await call("POST", "/v1/decision", {
+      body: { request: { method: "GET", url: "Secret/1" } },
+      headers: { ...scopeless, "x-smart-authz-body": "outcome" },
+    });
+    expect(defaultMode.status).toBe(200);
+    expect(defaultMode.body.decision).toBe("deny");
+  });
+});
+
+describe("relativeToBase (the forwarded URI, relative to server.fhir_base_path)", () => {
+  it("keeps the query and treats the base with a query as the base", () => {
+    expect(relativeToBase("/fhir/Observation?patient=123", "/fhir")).toBe("Observation?patient=123");
+    expect(relativeToBase("/fhir/", "/fhir")).toBe("");
+    expect(relativeToBase("/fhir", "/fhir/")).toBe("");
+    expect(relativeToBase("/fhir?_getpages=abc&_count=5", "/fhir")).toBe("?_getpages=abc&_count=5");
+    expect(relativeToBase("/fhir/?_format=json", "/fhir")).toBe("?_format=json");
+    // A "?" in the query does not move the path.
+    expect(relativeToBase("/fhir/Patient?name=a?b/fhir", "/fhir")).toBe("Patient?name=a?b/fhir");
+    expect(relativeToBase("/fhirx/Patient", "/fhir")).toBe("fhirx/Patient");
+    expect(relativeToBase("/Patient/1", "/")).toBe("Patient/1");
+  });
 });
 
 describe("POST /v1/data/{path} (OPA Data API)", () => {
   it("evaluates an entrypoint like OPA: {input} -> {result, decision_id}", async () => {
+    const token = await issuer.token();
     const r = await call("POST", "/v1/data/smart/api/decision", {
-      body: { input: { claims: { scope: "patient/Observation.rs" }, request: GET_OBS } },
+      body: { input: { token, request: GET_OBS } },
     });
     expect(r.status).toBe(200);
     expect(r.body.result).toMatchObject({ decision: "allow" });
     expect(r.body.decision_id).toMatch(/^[0-9a-f-]{36}$/);
     const scopes = await call("POST", "/v1/data/smart/api/scopes", { body: { input: { scope: "a b" } } });
     expect(scopes.body.result).toEqual(["a", "b"]);
+    const get = await call("GET", `/v1/data/smart/api/scopes?input=${encodeURIComponent('{"scope":"c"}')}`);
+    expect(get.body.result).toEqual(["c"]);
   });
 
   it("answers OPA-style errors for unknown paths and bad input", async () => {
@@ -417,10 +527,10 @@ describe("POST /v1/data/{path} (OPA Data API)", () => {
       code: "resource_not_found",
       message: 'unknown entrypoint "smart/api/nope"; this policy has smart/api/decision, smart/api/scopes',
     });
-    const noInput = await call("POST", "/v1/data/smart/api/decision", { body: { inptu: {} } });
-    expect(noInput.body).toEqual({
+    const notAnObject = await call("POST", "/v1/data/smart/api/decision", { body: { input: [1] } });
+    expect(notAnObject.body).toEqual({
       code: "invalid_parameter",
-      message: '"input" is required and must be a JSON object',
+      message: '"input" must be a JSON object',
     });
     expect((await call("POST", "/v1/data/smart/api/decision", { raw: "{nope" })).body.code).toBe(
       "invalid_parameter",
@@ -462,7 +572,7 @@ describe("audit obligations", () => {
     });
 
     const data = await call("POST", "/v1/data/smart/api/decision", {
-      body: { input: { claims: { scope: "patient/Observation.rs" }, request: AUDITED } },
+      body: { input: { token, request: AUDITED } },
     });
     expect(data.status).toBe(200);
     expect(data.body.result.decision).toBe("allow");
@@ -517,7 +627,7 @@ describe("audit obligations", () => {
       expect(gateway.body.reasons[0].code).toBe("audit-unavailable");
       const data = await call("POST", "/v1/data/smart/api/decision", {
         base: broken.url,
-        body: { input: { claims: { scope: "patient/Observation.rs" }, request: AUDITED } },
+        body: { input: { token, request: AUDITED } },
       });
       expect(data.body.result).toMatchObject({ decision: "deny", reasons: [{ code: "audit-unavailable" }] });
       // Decisions that need no audit record are unaffected.
@@ -591,9 +701,31 @@ describe("operations endpoints", () => {
       resource_type: "Observation",
     });
     expect(typeof line!.latency_ms).toBe("number");
+    expect(line).not.toHaveProperty("request_id");
     const all = logs.raw.join("\n");
     expect(all).not.toContain(token);
     expect(all).not.toContain("p-4711");
+  });
+
+  it("logs a gateway's X-Request-Id when it is a plain token, and nothing else in its place", async () => {
+    const token = await issuer.token();
+    const decide = (requestId: string) =>
+      call("POST", "/v1/decision", {
+        body: { token, request: GET_OBS },
+        headers: { "x-request-id": requestId },
+      });
+    const plain = await decide("req-42.a:b_c");
+    expect(
+      logs.find("decision").find((l) => l.decision_id === plain.headers.get("x-decision-id")),
+    ).toMatchObject({
+      request_id: "req-42.a:b_c",
+    });
+    for (const odd of ["Patient 123", "x".repeat(129), "a/b"]) {
+      const r = await decide(odd);
+      const line = logs.find("decision").find((l) => l.decision_id === r.headers.get("x-decision-id"));
+      expect(line).toBeDefined();
+      expect(line).not.toHaveProperty("request_id");
+    }
   });
 });
 
@@ -624,15 +756,51 @@ describe("bundle hot reload", () => {
 describe("other configurations", () => {
   it("keeps idle connections open longer than gateways' upstream idle timeouts (H-4)", async () => {
     expect(service.server.keepAliveTimeout).toBe(65_000);
-    expect(service.server.headersTimeout).toBe(66_000);
+    // The request clocks run from a request's first byte, so they are independent of keep-alive.
+    expect(service.server.headersTimeout).toBe(10_000);
+    expect(service.server.requestTimeout).toBe(30_000);
     const { service: custom } = await start(configSpec({ server: { keep_alive_timeout_seconds: 400 } }));
     try {
       expect(custom.server.keepAliveTimeout).toBe(400_000);
-      expect(custom.server.headersTimeout).toBe(401_000);
-      expect(custom.server.requestTimeout).toBeGreaterThan(401_000);
     } finally {
       await custom.close();
     }
+  });
+
+  it("logs every request at logging.requests, pino-http style, without tokens, bodies or patient ids", async () => {
+    const sink = new LogSink();
+    const { service: logged } = await start(configSpec({ logging: { requests: "info" } }), sink);
+    try {
+      const token = await issuer.token();
+      await call("POST", "/v1/decision", { base: logged.url, body: { token, request: GET_OBS } });
+      await call("GET", "/v1/gateway/fhir/Patient/123?name=secret", {
+        base: logged.url,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await call("GET", "/health", { base: logged.url });
+      await new Promise((r) => setTimeout(r, 50));
+      const lines = sink.find("request completed");
+      expect(lines.map((l) => (l.req as { route: string }).route)).toEqual([
+        "/v1/decision",
+        "/v1/gateway/{fhirPath}",
+        "/health",
+      ]);
+      expect(lines[1]).toMatchObject({
+        level: 30,
+        req: { method: "GET", url: "[masked]", remoteAddress: expect.any(String) },
+        res: { statusCode: 200 },
+        responseTime: expect.any(Number),
+        decision_id: expect.any(String),
+      });
+      const raw = sink.raw.join("\n");
+      expect(raw).not.toContain(token);
+      expect(raw).not.toContain("secret");
+      expect(raw).not.toContain("Patient/123");
+    } finally {
+      await logged.close();
+    }
+    // The default level is debug, below the service's info: no request lines.
+    expect(logs.find("request completed")).toEqual([]);
   });
 
   it("accepts forwarded claims only when trust_forwarded_claims is on", async () => {

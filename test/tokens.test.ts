@@ -36,6 +36,7 @@ function tokensConfig(
     jwksCacheMaxAgeMs: 600_000,
     jwksTimeoutMs: 2000,
     trustForwardedClaims: false,
+    trustForwardedNow: false,
     ...overrides,
   };
 }

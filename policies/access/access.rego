@@ -27,13 +27,18 @@ system_interactions := {"search-system", "history-system"}
 # title: decide
 # description: The verdict for a classified request `c`, its raw request and the stored resource (or null).
 decide(c, req, resource) := verdict.allow if {
-	c.interaction == "capabilities"
+	c.interaction in public_interactions
 } else := verdict.deny(400, "resource-mismatch", "the supplied stored resource is not the one the URL names") if {
 	c.level == "instance"
 	is_object(resource)
 	not stored_resource_matches(c, resource)
 } else := v if {
 	v := request_level_denial(c)
+} else := v if {
+	v := body_denial(c, req)
+} else := verdict.deny(403, "interaction-not-permitted", concat("", [c.interaction, " needs no SMART permission and is not a public interaction: refused"])) if {
+	count(c.letters) == 0
+	c.interaction != "operation"
 } else := v if {
 	c.interaction in system_interactions
 	v := complete_all_of([letter_verdict(object.union(c, {"type": t}), req, resource, "s") | some t in c.types], count(c.types))
@@ -46,13 +51,81 @@ decide(c, req, resource) := verdict.allow if {
 	v := operation_verdict(c, req, resource)
 } else := verdict.deny(500, "policy-incomplete", "the policy could not decide every part of this request")
 
-# All verdicts must hold, and there must be one for every part: a part the policy could not
-# decide is a deny, never a silently smaller conjunction.
-complete_all_of(vs, expected) := verdict.all_of_list(vs) if count(vs) == expected
+# Interactions allowed to every caller (the CapabilityStatement and SMART's discovery document).
+# Everything else needs letters or an operation rule: an interaction that needs neither is refused.
+public_interactions := {"capabilities"}
 
+# All verdicts must hold, and there must be one for every part: a part the policy could not
+# decide is a deny, never a silently smaller conjunction; a conjunction of nothing is no allow.
+complete_all_of(vs, expected) := verdict.all_of_list(vs) if {
+	expected > 0
+	count(vs) == expected
+}
+
+# The stored resource is the one the URL names; for a vread, the very version it names.
 stored_resource_matches(c, resource) if {
 	resource.resourceType == c.type
 	resource.id == c.id
+	stored_version_matches(c, resource)
+}
+
+stored_version_matches(c, _) if c.interaction != "vread"
+
+stored_version_matches(c, resource) if {
+	c.interaction == "vread"
+	resource.meta.versionId == c.vid
+}
+
+# --- The request body -------------------------------------------------------------------------
+
+write_interactions := {"update", "patch", "delete"}
+
+# METADATA
+# title: body_denial
+# description: |
+#   Denials the body alone decides. A submitted resource (create, update, conditional update,
+#   batch entry) must be of the URL's type, and on update carry the URL's id (FHIR R4 update:
+#   else 400); an absent body is decided on what is known. A PATCH must come with a body the policy
+#   can read (JSON Patch or FHIRPath Patch): what it would change decides whether it may.
+body_denial(c, req) := verdict.deny(400, "body-mismatch", concat("", ["the submitted resource must be a ", c.type, " resource (a JSON object with resourceType ", c.type, ")"])) if {
+	c.interaction in {"create", "update"}
+	body := object.get(req, "body", null)
+	body != null
+	not body_of_type(body, c.type)
+} else := verdict.deny(400, "body-mismatch", concat("", ["the submitted resource's id must be ", c.id, ", the id in the URL"])) if {
+	c.interaction == "update"
+	c.level == "instance"
+	body := object.get(req, "body", null)
+	body != null
+	object.get(body, "id", null) != c.id
+} else := verdict.deny(403, "patch-body-unavailable", "a PATCH is decided only on its body as JSON Patch (an array of operations) or FHIRPath Patch (a Parameters resource); without it the policy cannot tell what would change") if {
+	c.interaction == "patch"
+	not readable_patch(object.get(req, "body", null))
+}
+
+body_of_type(body, t) if {
+	is_object(body)
+	body.resourceType == t
+}
+
+readable_patch(body) if {
+	is_array(body)
+	every op in body {
+		is_object(op)
+		op.op in {"add", "remove", "replace", "move", "copy", "test"}
+		is_string(op.path)
+	}
+}
+
+readable_patch(body) if {
+	is_object(body)
+	body.resourceType == "Parameters"
+	is_array(object.get(body, "parameter", []))
+	every p in object.get(body, "parameter", []) {
+		is_object(p)
+		p.name == "operation"
+		is_array(p.part)
+	}
 }
 
 # --- Letters and grants -------------------------------------------------------------------
@@ -169,33 +242,87 @@ patient_type_writable(t) := verdict.deny(403, "patient-scope-cannot-create-patie
 } else := patient_type_verdict(t, "c")
 
 # The stored instance must be in the compartment; without it, only a narrowed form is allowed.
-patient_stored_verdict(c, resource, pid) := verdict.allow if {
+# A write changes it: then it must name no other patient either.
+patient_stored_verdict(c, resource, pid) := stored_links_verdict(c, resource, pid) if {
 	c.type == "Patient"
-} else := verdict.allow if {
+} else := stored_links_verdict(c, resource, pid) if {
 	is_object(resource)
 	compartment.member(resource, pid)
 } else := hidden(c, "not-in-compartment") if {
 	is_object(resource)
+} else := unnarrowed if {
+	not narrowable(c)
 } else := verdict.filter([object.union({"_id": c.id}, alt) | some alt in compartment.narrowing(c.type, pid)])
 
-# A submitted resource (create, update) must stay in, or enter, the patient's compartment.
+# A read can be narrowed by turning it into a search ([type]?_id=…&patient=…); a vread or an
+# instance history cannot (no search selects versions): without the stored resource they are
+# allowed only by checking the response, a filter without narrowing.
+narrowable(c) if not c.interaction in {"vread", "history-instance"}
+
+unnarrowed := verdict.filter([{}])
+
+# A submitted resource (create, update) must stay in, or enter, the patient's compartment, and
+# name no other patient in any element that links it to a patient: a write never crosses patients.
 patient_body_verdict(c, req, pid) := verdict.allow if {
 	not c.interaction in {"create", "update"}
-} else := verdict.allow if {
-	c.interaction == "update"
-	c.type == "Patient"
-	object.get(object.get(req, "body", {}), "id", pid) == pid
-} else := verdict.allow if {
-	c.type != "Patient"
-	compartment.member(req.body, pid)
-} else := verdict.deny(403, "body-outside-compartment", "the submitted resource does not belong to the patient in context")
+} else := verdict.deny(403, "body-outside-compartment", "the submitted resource does not belong to the patient in context") if {
+	not body_in_compartment(c, object.get(req, "body", null), pid)
+} else := links_verdict(req.body, pid, object.get(c, "bundle", {}), "body", "the submitted resource")
 
-# A patch must not rewrite the elements that place the resource in the compartment.
+body_in_compartment(c, body, pid) if {
+	c.type == "Patient"
+	body.id == pid
+}
+
+body_in_compartment(c, body, pid) if {
+	c.type != "Patient"
+	compartment.member(body, pid)
+}
+
+# METADATA
+# title: links_verdict
+# description: |
+#   Every Reference in a linking element of a resource that is written (its new body, or the stored
+#   instance an update, patch or delete changes) must name the patient in context, a resource of
+#   another type, or nothing: another patient (here or on another server) is refused, and so is
+#   any reference the policy cannot resolve.
+links_verdict(resource, pid, bundle, what, name) := kinds_verdict(compartment.link_kinds(resource, pid, bundle), what, name)
+
+# The reason codes, by what is written: the submitted body or the stored resource it replaces.
+link_codes := {
+	"body": {"other": "body-links-other-patient", "unverifiable": "body-link-unverifiable"},
+	"resource": {"other": "resource-links-other-patient", "unverifiable": "resource-link-unverifiable"},
+}
+
+kinds_verdict(kinds, what, name) := verdict.deny(403, link_codes[what].other, concat("", [name, " links to a patient other than the one in context"])) if {
+	"other-patient" in kinds
+} else := verdict.deny(403, link_codes[what].unverifiable, concat("", [name, " has a patient-linking reference the policy cannot resolve (malformed, unresolved, conditional or identifier-only)"])) if {
+	"unverifiable" in kinds
+} else := verdict.allow
+
+stored_links_verdict(c, resource, pid) := links_verdict(resource, pid, {}, "resource", "the stored resource") if {
+	c.interaction in write_interactions
+	is_object(resource)
+} else := verdict.allow
+
+# A patch must not rewrite the elements that place the resource in the compartment, nor add
+# contained resources (whose links are checked like the resource's own on every other write).
 patient_patch_verdict(c, req) := verdict.allow if {
 	c.interaction != "patch"
-} else := patch_guard(c.type, req, compartment.linking_elements(c.type), "patch-touches-compartment-link")
+} else := patch_guard(c.type, req, compartment.linking_elements(c.type) | {"contained"}, "patch-touches-compartment-link")
 
-patient_search_verdict_for(c, pid) := patient_own_compartment_search(c, pid) if {
+# History cannot be narrowed (it takes no search parameters), and a type's history spans every
+# patient: answering it by checking each entry would page through everyone's records and, once an
+# entry is dropped, lose the paging links, so the patient's own history would silently be cut
+# short. It is refused; the history of each of the patient's resources can be read on its own.
+patient_search_verdict_for(c, pid) := verdict.deny(403, "patient-scope-type-history", concat("", [
+	"a patient/ scope cannot read the history of every ", c.type,
+	" (history cannot be confined to the patient); read the history of each resource instead (",
+	c.type, "/[id]/_history)",
+])) if {
+	c.interaction == "history-type"
+	patient_type(c.type)
+} else := patient_own_compartment_search(c, pid) if {
 	c.interaction == "search-compartment"
 	c.compartment.type == "Patient"
 	c.compartment.id == pid
@@ -226,11 +353,63 @@ patient_own_compartment_search(c, pid) := v if {
 	v := patient_search_verdict("Patient", c.params, pid)
 } else := verdict.allow if {
 	c.type == "*"
-} else := verdict.allow if {
+} else := chained_link_verdict(c.type, c.params, pid) if {
 	compartment.member_type(c.type)
 } else := patient_type_verdict(c.type, "s")
 
-patient_search_verdict(t, params, pid) := verdict.deny(403, "reverse-chain-outside-compartment", "a reverse chain (_has) on data outside the patient's compartment would search other patients' records") if {
+patient_search_verdict(t, params, pid) := verdict.all_of(patient_search_scope_verdict(t, params, pid), chained_link_verdict(t, params, pid))
+
+# A chain on a linking parameter (Observation?subject:Patient.name=x) looks into the resource
+# that parameter references. Narrowing the search by another linking parameter (performer) would
+# let it reach another patient's name, so when the chain can reach a type this token searches only
+# inside the compartment, the chained parameter's own link is confined to the patient, ANDed with
+# the rest, unless the request already confines that link.
+chained_link_verdict(t, params, pid) := verdict.allow if {
+	count(unconfined_chained_links(t, params, pid)) == 0
+} else := verdict.filter([{compartment.links(t)[l].narrow_param: concat("/", ["Patient", pid]) | some l in unconfined_chained_links(t, params, pid)}])
+
+unconfined_chained_links(t, params, pid) := chained_links(t, params) - confined_links(t, params, pid)
+
+chained_links(t, params) := {l |
+	some p in params
+	p.chain != ""
+	not startswith(p.name, "_has:")
+	some target in chain_targets({"type": t}, p)
+	not open_searchable(target)
+	some l in links_of_param(t, p.base)
+}
+
+confined_links(t, params, pid) := {l |
+	some p in params
+	compartment.linking_param_occurrence(t, p)
+	count(p.values) > 0
+	every v in p.values {
+		compartment.value_kind(t, p, v, pid) == "ours"
+	}
+	links := links_of_param(t, p.base)
+	count(links) == 1
+	some l in links
+}
+
+# The compartment links (CompartmentDefinition parameters) a search parameter of t reads: by its
+# name, as the link's narrowing parameter, or by the element paths it shares with the link.
+links_of_param(t, name) := {l |
+	some l, link in object.get(data.fhir.r4.patient_compartment, t, {})
+	param_in_link(t, name, l, link)
+}
+
+param_in_link(_, name, l, _) if name == l
+
+param_in_link(_, name, _, link) if name == link.narrow_param
+
+param_in_link(t, name, _, link) if {
+	sp := data.fhir.r4.search_params[t][name]
+	sp.type == "reference"
+	some path in sp.paths
+	path in link.paths
+}
+
+patient_search_scope_verdict(t, params, pid) := verdict.deny(403, "reverse-chain-outside-compartment", "a reverse chain (_has) on data outside the patient's compartment would search other patients' records") if {
 	not patient_type(t)
 	some p in params
 	startswith(p.name, "_has:")
@@ -272,6 +451,8 @@ constraint_verdict(g, c, req, resource, l) := verdict.allow if {
 		constraint_body_verdict(g, c, req),
 		constraint_patch_verdict(g, c, req),
 	])
+} else := verdict.deny(403, "constraint-not-applicable", "a constrained scope cannot be applied to the history of a type: history takes no search parameters") if {
+	c.interaction == "history-type"
 } else := constraint_search_verdict(g, c.params) if {
 	c.interaction in search_interactions
 } else := constraint_search_verdict(g, c.params) if {
@@ -284,6 +465,8 @@ constraint_stored_verdict(g, c, resource) := verdict.allow if {
 	constraint.resource_matches(resource, g.constraints)
 } else := hidden(c, "constraint-mismatch") if {
 	is_object(resource)
+} else := unnarrowed if {
+	not narrowable(c)
 } else := verdict.all_of(verdict.filter([{"_id": c.id}]), verdict.filter([constraint.narrowing([], g.constraints)]))
 
 constraint_body_verdict(g, c, req) := verdict.allow if {
@@ -306,11 +489,9 @@ constraint_search_verdict(g, params) := verdict.allow if {
 # title: patch_guard
 # description: |
 #   JSON Patch (an array of operations) and FHIRPath Patch (a Parameters resource) are checked:
-#   no operation may address a guarded element. A patch body that was not supplied is decided on
-#   what is known (the stored resource) and said so; any other body format is refused.
+#   no operation may address a guarded element. Any other body is refused (a PATCH without a
+#   readable body never gets here: body_denial).
 patch_guard(t, req, guarded, code) := verdict.allow if {
-	not req.body
-} else := verdict.allow if {
 	is_array(req.body)
 	every op in req.body {
 		json_patch_op_safe(op, guarded)
@@ -363,12 +544,26 @@ hidden(c, code) := verdict.deny(config.hidden_status, code, concat("", [c.type, 
 
 # Unsupported or unknown search parameters, chains and reverse chains through types the token
 # cannot search (FHIR R4 security: "Chained search provides the ability to disclose information
-# on related resources").
-request_level_denial(c) := denials[0] if {
+# on related resources"). History takes no search parameters (FHIR R4 3.1.0.12: _count,
+# _since, _at, _list): a server ignores or rejects the others, so they can never narrow it.
+request_level_denial(c) := verdict.deny(400, "history-parameter-unsupported", concat("", [
+	"the parameter ", p.name, " cannot be used with ", c.interaction,
+	" (history takes only _count, _since and _at)",
+])) if {
+	c.interaction in history_interactions
+	some p in c.params
+	not history_parameter(c, p.name)
+} else := denials[0] if {
 	searchy(c)
 	denials := [v | some p in c.params; v := param_denial(c, p)]
 	count(denials) > 0
 }
+
+history_interactions := {"history-instance", "history-type", "history-system"}
+
+history_parameter(_, name) if name in {"_count", "_since", "_at", "_format", "_pretty"}
+
+history_parameter(c, "_type") if c.interaction == "history-system"
 
 searchy(c) if c.interaction in search_interactions
 
@@ -426,7 +621,69 @@ has_denial(c, p) := verdict.deny(400, "search-parameter-malformed", concat("", [
 } else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
 	missing := [t | some t in has_types(p.name); count(grant.for(t, "s")) == 0]
 	count(missing) > 0
+} else := chain_not_searchable(p, unreachable[0]) if {
+	unreachable := [t | some i, t in has_types(p.name); not has_type_reachable(c, p, i, t)]
+	count(unreachable) > 0
 }
+
+# METADATA
+# title: has_type_reachable
+# description: |
+#   The records a reverse chain examines at step i (type t) are ones this token could search
+#   itself: t is searchable without confinement, or t is searchable only inside the patient's
+#   compartment and the reverse chain stays there: it starts from the patient's own Patient
+#   resource through a linking parameter (Patient?_has:Observation:patient:code=x), or its own
+#   condition names only the patient (_has:Observation:has-member:patient=123).
+has_type_reachable(_, _, _, t) if open_searchable(t)
+
+has_type_reachable(c, p, 0, t) if {
+	compartment_searchable(t)
+	c.type == "Patient"
+	search_confined_to_patient(c)
+	split(p.name, ":")[2] in compartment.linking_params(t)
+}
+
+has_type_reachable(_, p, 0, t) if {
+	compartment_searchable(t)
+	has_confined_to_patient(p, grant.patient_id)
+}
+
+# t can be searched with no confinement: an unconstrained user/ or system/ grant, or a patient/
+# grant on a type outside the compartment that is shared with patient/ scopes.
+open_searchable(t) if {
+	some g in grant.for(t, "s")
+	count(g.constraints) == 0
+	g.context != "patient"
+}
+
+open_searchable(t) if {
+	not patient_type(t)
+	t in config.shared_types
+	some g in grant.for(t, "s")
+	count(g.constraints) == 0
+}
+
+# t can be searched only inside the patient's compartment (an unconstrained patient/ grant).
+compartment_searchable(t) if {
+	patient_type(t)
+	grant.patient_id
+	some g in grant.for(t, "s")
+	count(g.constraints) == 0
+	g.context == "patient"
+}
+
+# Every grant that could allow searching c.type is a patient/ one, so the search itself is confined.
+search_confined_to_patient(c) if {
+	count(grant.for(c.type, "s")) > 0
+	every g in grant.for(c.type, "s") {
+		g.context == "patient"
+	}
+}
+
+chain_not_searchable(p, t) := verdict.deny(403, "chain-not-searchable", concat("", [
+	"the chained parameter ", p.name, " reaches ", t,
+	" records this token may not search that way (only inside the patient's compartment or its scope constraints, or not at all)",
+]))
 
 # The types a reverse chain passes through: _has:Observation:patient:_has:AuditEvent:entity:agent.
 has_types(name) := [parts[i + 1] | parts := split(name, ":"); some i, x in parts; x == "_has"]
@@ -439,6 +696,37 @@ chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", [
 } else := object.union(scope_missing(c, missing[0], ["s"]), {"required_scopes": [required_scope(t, ["s"]) | some t in missing]}) if {
 	missing := sort({t | some level in chain_levels(c, p); some t in level; count(grant.for(t, "s")) == 0})
 	count(missing) > 0
+} else := chain_not_searchable(p, unreachable[0]) if {
+	unreachable := sort({t | some i, level in chain_levels(c, p); some t in level; not chain_type_reachable(c, p, i, t)})
+	count(unreachable) > 0
+}
+
+# METADATA
+# title: chain_type_reachable
+# description: |
+#   The resources a chain reaches at step i (type t) are ones this token could search itself:
+#   t is searchable without confinement, or t is searchable only inside the patient's compartment
+#   and the chain stays there: its first step follows a linking parameter of a search that is
+#   itself confined (the parameter's own link is then confined, see chained_link_verdict), or it
+#   has one step whose condition names only the patient (has-member:Observation.patient=123).
+chain_type_reachable(_, _, _, t) if open_searchable(t)
+
+chain_type_reachable(c, p, 0, t) if {
+	compartment_searchable(t)
+	p.base in compartment.linking_params(c.type)
+	patient_type(c.type)
+	search_confined_to_patient(c)
+}
+
+chain_type_reachable(_, p, 0, t) if {
+	compartment_searchable(t)
+	count(chain_segments(p)) == 1
+	final := {"base": split(p.chain, ":")[0], "modifier": substring(p.chain, count(split(p.chain, ":")[0]) + 1, -1), "chain": "", "values": p.values}
+	compartment.linking_param_occurrence(t, final)
+	count(p.values) > 0
+	every v in p.values {
+		compartment.value_kind(t, final, v, grant.patient_id) == "ours"
+	}
 }
 
 chain_resolves(c, p) if {
@@ -512,6 +800,13 @@ operation_type_ok(c, _) if c.level == "system"
 
 operation_type_ok(c, spec) if c.type in spec.types
 
+# METADATA
+# title: operation_returns_resources
+# description: |
+#   The operation's response carries stored resources (`returns` in the operations table; anything
+#   but "computed", or nothing, counts as resources), so it must be filtered like a search's.
+operation_returns_resources(c) if object.get(config.operations[c.operation], "returns", "resources") != "computed"
+
 operation_target(c) := "*" if config.operations[c.operation].on == "*"
 
 operation_target(c) := c.type if config.operations[c.operation].on == "self"
@@ -555,19 +850,38 @@ operation_context_verdict(c, g) := patient_context_missing if {
 # description: |
 #   Whether a resource returned by the server may be released: some grant with r or s on its
 #   type must cover it (compartment for patient/ grants, constraints for constrained grants).
-visibility(resource) := label_gate(scope_visibility(resource), resource)
+visibility(resource) := label_gate(scope_visibility(resource), resource, ["r", "s"])
 
 # METADATA
 # title: label_gate
 # description: |
 #   Security labels apply after scopes: a verdict the scopes allow is still denied when the
 #   resource carries a label this token holds no right to, unless break-the-glass lifts it.
-#   Labels never widen what scopes allow.
-label_gate(v, resource) := v if {
+#   Labels never widen what scopes allow. `letters`: the permissions the access uses.
+label_gate(v, resource, letters) := v if {
 	v.decision == "deny"
 } else := v if {
 	not is_object(resource)
-} else := verdict.all_of(v, without_btg(label.resource_verdict(resource)))
+} else := verdict.all_of(v, without_btg(label_verdict(resource, letters)))
+
+# METADATA
+# title: label_verdict
+# description: |
+#   The label verdict for an access to `resource` with one of `letters`. Break-the-glass is a
+#   patient app's (smart.label) when no user/ or system/ grant of the token reaches the resource
+#   on its own: the grant that allows the access decides, not the token as a whole.
+label_verdict(resource, letters) := label.resource_verdict_via(resource, reached_only_through_patient_grants(resource, letters))
+
+reached_only_through_patient_grants(resource, letters) := false if {
+	some g in grant.for_any(resource_type_of(resource), letters)
+	g.context != "patient"
+	grant_visibility(g, resource).decision == "allow"
+} else := true
+
+# The letters an interaction uses on its data; an operation reads it.
+label_letters(c) := c.letters if count(object.get(c, "letters", [])) > 0
+
+label_letters(c) := ["r", "s"] if count(object.get(c, "letters", [])) == 0
 
 without_btg(lv) := verdict.allow if lv.decision == "allow"
 

@@ -427,17 +427,346 @@ test_labelled_response_entries_are_dropped_and_audited if {
 	d := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation?patient=123"), {"response": resp, "now": "2026-11-22T10:00:00Z"})
 	d.keep == ["Observation/o1"]
 	d.drop[0].reason == "label-restricted"
-	count(d.obligations) == 1
+	[o.type | some o in d.obligations] == ["filter-response", "audit"]
 	b := decide("user/*.rs", btg_claims, btg_get("Observation?patient=123"), {"response": resp, "now": "2026-11-22T10:00:00Z"}) with data.config as btg_config
 	b.keep == ["Observation/o1", "Observation/h1"]
-	count(b.obligations) == 1
+	[o.type | some o in b.obligations] == ["filter-response", "audit"]
 }
 
 test_every_decision_can_be_audited_by_configuration if {
 	d := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation/o1"), {"resource": obs("o1", "123"), "now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
 	count(d.obligations) == 1
 	n := decide("user/*.rs", {"fhirUser": "Practitioner/9"}, get("Observation?code=x"), {"now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
-	count(n.obligations) == 1
+	[o.type | some o in n.obligations] == ["filter-response", "audit"]
 	x := decide("user/Condition.rs", {"fhirUser": "Practitioner/9"}, get("Observation/o1"), {"now": "2026-11-22T10:00:00Z"}) with data.config as {"audit": {"all_decisions": true}}
 	count(x.obligations) == 1
+}
+
+# L7: the patient-app exclusion of break-the-glass is decided per grant that reaches the data.
+test_break_the_glass_is_refused_on_data_reached_only_through_a_patient_grant if {
+	ctx := object.union(btg_claims, {"patient": "123"})
+	extra := {"resource": hiv_obs("h1"), "now": "2026-11-22T10:00:00Z"}
+	d := decide("patient/Observation.rs user/Basic.r", ctx, btg_get("Observation/h1"), extra) with data.config as btg_config
+	d.decision == "deny"
+	d.reasons[0].code == "label-restricted"
+	d.status == 404
+	[o.type | some o in d.obligations] == ["audit"]
+	d.obligations[0].event.type.code == "110113"
+
+	# A user/ grant that reaches the same resource lets the user break the glass.
+	u := decide("patient/Observation.rs user/Observation.r", ctx, btg_get("Observation/h1"), extra) with data.config as btg_config
+	u.decision == "allow"
+	u.obligations[0].event.purposeOfEvent[0].coding[0].code == "BTG"
+
+	# A user/ grant that does not reach it (constraint mismatch) does not.
+	c := decide("patient/Observation.rs user/Observation.r?category=vital-signs", ctx, btg_get("Observation/h1"), extra) with data.config as btg_config
+	c.decision == "deny"
+
+	# Patient apps may be allowed to break the glass by configuration.
+	p := decide("patient/Observation.rs user/Basic.r", ctx, btg_get("Observation/h1"), extra) with data.config as object.union(btg_config, {"btg": {"patient_apps": true}})
+	p.decision == "allow"
+}
+
+test_break_the_glass_on_response_entries_is_decided_per_grant if {
+	ctx := object.union(btg_claims, {"patient": "123"})
+	resp := searchset([obs("o1", "123"), hiv_obs("h1")])
+	extra := {"response": resp, "now": "2026-11-22T10:00:00Z"}
+	d := decide("patient/Observation.rs user/Basic.r", ctx, btg_get("Observation?patient=123"), extra) with data.config as btg_config
+	d.keep == ["Observation/o1"]
+	d.drop[0].reason == "label-restricted"
+	[o.event.type.code | some o in d.obligations; o.type == "audit"] == ["110113"]
+	u := decide("patient/Observation.rs user/Observation.rs", ctx, btg_get("Observation?patient=123"), extra) with data.config as btg_config
+	u.keep == ["Observation/o1", "Observation/h1"]
+	[o.event.purposeOfEvent[0].coding[0].code | some o in u.obligations; o.type == "audit"] == ["BTG"]
+}
+
+# --- Data the policy has not seen (H3) and history (M1) ------------------------------------------
+
+filter_response_types(d) := [o.type | some o in object.get(d, "obligations", []); o.type == "filter-response"]
+
+user9 := {"fhirUser": "Practitioner/9"}
+
+# H3: every decision that releases data the policy has not seen tells the host to filter the
+# response, in every scope context: labels are checked on each returned resource.
+test_decisions_that_release_unseen_data_must_filter_the_response if {
+	every case in [
+		["patient/Observation.rs", p123, get("Observation?patient=123")],
+		["patient/Observation.rs", p123, get("Observation?code=x")],
+		["patient/Observation.rs", p123, get("Observation?patient=123&_security=http://terminology.hl7.org/CodeSystem/v3-ActCode|HIV")],
+		["patient/Observation.rs", p123, get("Patient/123/Observation")],
+		["patient/*.rs", p123, get("Patient/123/*")],
+		["patient/*.rs", p123, get("Patient/123/$everything")],
+		["patient/Medication.rs", p123, get("Medication/_history")],
+		["patient/Observation.r", p123, get("Observation/o1")],
+		["patient/Patient.r", p123, get("Patient/123")],
+		["patient/Observation.r", p123, get("Observation/o1/_history")],
+		["patient/Observation.r", p123, get("Observation/o1/_history/2")],
+		["patient/Observation.rs", p123, {"method": "POST", "url": "Observation/_search", "body": "patient=123"}],
+		["user/Observation.rs", user9, get("Observation/h1")],
+		["user/Observation.rs", user9, get("Observation/h1/_history/1")],
+		["user/Observation.rs", user9, get("Observation?code=x")],
+		["user/Observation.rs", user9, get("Observation/_history")],
+		["user/*.rs", user9, get("?_type=Observation")],
+		["user/*.rs", user9, get("_history")],
+		["user/*.rs", user9, get("Patient/456/$everything")],
+		["system/*.rs", {}, get("$export")],
+		["system/Observation.rs", {}, get("Observation/h1")],
+		["system/Observation.rs", {}, get("Observation?code=x")],
+	] {
+		d := decide(case[0], case[1], case[2], {})
+		d.decision != "deny"
+		filter_response_types(d) == ["filter-response"]
+	}
+}
+
+# Reads decided on the stored resource (labels checked on it), writes and operations that return
+# computed results need no response filtering.
+test_decisions_on_seen_data_carry_no_filter_obligation if {
+	every case in [
+		["patient/Observation.r", p123, get("Observation/o1"), {"resource": obs("o1", "123")}],
+		["patient/Observation.r", p123, get("Observation/o1/_history/2"), {"resource": object.union(obs("o1", "123"), {"meta": {"versionId": "2"}})}],
+		["user/Observation.r", user9, get("Observation/o2"), {"resource": obs("o2", "999")}],
+		["patient/Observation.c", p123, {"method": "POST", "url": "Observation", "body": obs(null, "123")}, {}],
+		["user/CodeSystem.r", user9, get("CodeSystem/$lookup?system=http://loinc.org&code=1"), {}],
+		["patient/Observation.rs", p123, get("metadata"), {}],
+	] {
+		d := decide(case[0], case[1], case[2], case[3])
+		d.decision == "allow"
+		filter_response_types(d) == []
+	}
+}
+
+test_batch_entries_that_release_unseen_data_must_filter_the_batch_response if {
+	d := decide(
+		"patient/*.cruds", p123, bundle("batch", [
+			{"request": {"method": "GET", "url": "Observation?patient=123"}},
+			{"request": {"method": "GET", "url": "Observation/o1"}},
+			{"request": {"method": "POST", "url": "Observation"}, "resource": obs(null, "123")},
+		]),
+		{},
+	)
+	d.decision == "filter"
+	filter_response_types(d) == ["filter-response"]
+	[filter_response_types(e) | some e in d.entries] == [["filter-response"], ["filter-response"], []]
+	w := decide("patient/*.cruds", p123, bundle("batch", [{"request": {"method": "POST", "url": "Observation"}, "resource": obs(null, "123")}]), {})
+	w.decision == "allow"
+	filter_response_types(w) == []
+}
+
+# M1: history takes no search parameters, so a type's history cannot be confined to a patient.
+test_type_history_is_refused_to_patient_scopes_on_compartment_types if {
+	every url in ["Observation/_history", "Patient/_history", "Observation/_history?_since=2026-01-01T00:00:00Z"] {
+		d := decide("patient/*.rs", p123, get(url), {})
+		d.status == 403
+		d.reasons[0].code == "patient-scope-type-history"
+	}
+	decide("patient/Medication.rs", p123, get("Medication/_history"), {}).decision == "allow"
+	decide("user/Observation.rs", user9, get("Observation/_history"), {}).decision == "allow"
+}
+
+test_constrained_scopes_cannot_narrow_type_history if {
+	d := decide(concat("", ["user/Observation.rs?category=", lab]), user9, get("Observation/_history"), {})
+	d.status == 403
+	d.reasons[0].code == "constraint-not-applicable"
+}
+
+test_history_takes_no_search_parameters if {
+	every url in ["Observation/_history?patient=123", "Observation/o1/_history?code=x", "_history?patient=123", "Observation/_history?_list=l1"] {
+		d := decide("user/*.rs", user9, get(url), {})
+		d.status == 400
+		d.reasons[0].code == "history-parameter-unsupported"
+	}
+	decide("user/*.rs", user9, get("Observation/_history?_count=10&_since=2026-01-01T00:00:00Z&_at=2026"), {}).decision == "allow"
+	decide("user/*.rs", user9, get("_history?_type=Observation"), {}).decision == "allow"
+}
+
+# A vread or an instance history cannot be turned into a search, so without the stored resource
+# it is a filter without narrowing: only the response check releases anything.
+test_versions_without_the_stored_resource_are_filtered_without_narrowing if {
+	every url in ["Observation/o1/_history", "Observation/o1/_history/2"] {
+		every scope in ["patient/Observation.r", lab_scope] {
+			d := decide(scope, p123, get(url), {})
+			d.decision == "filter"
+			not d.narrow
+			d.reasons[0].code == "stored-resource-not-supplied"
+			filter_response_types(d) == ["filter-response"]
+		}
+	}
+	r := decide("patient/Observation.r", p123, get("Observation/o1"), {})
+	{"_id": "o1", "patient": "Patient/123"} in r.narrow
+}
+
+# --- Chains and reverse chains stay inside what the token may search (L1) ----------------------
+
+search_codes(scope, url) := [d.decision, object.get(d, "narrow", null), [r.code | some r in d.reasons]] if {
+	d := decide(scope, p123, get(url), {})
+}
+
+test_chains_through_types_a_patient_token_cannot_search_are_refused if {
+	every url in [
+		"Observation?patient=123&performer:Practitioner.name=Smith",
+		"Observation?patient=123&performer.name=Smith",
+		"Observation?subject:Patient.general-practitioner.name=x",
+		"Observation?patient=123&encounter.class=x",
+		"Observation?patient=123&has-member:Observation.patient=999",
+		"Observation?patient=123&has-member:Observation.code=x",
+		"Observation?patient=123&has-member=Observation/o1&has-member:Observation.patient=999",
+	] {
+		search_codes("patient/*.rs", url) == ["deny", null, ["chain-not-searchable"]]
+	}
+}
+
+test_reverse_chains_must_stay_in_the_patients_compartment if {
+	every url in [
+		"Observation?patient=123&_has:Observation:has-member:patient=999",
+		"Observation?patient=123&_has:Observation:has-member:code=x",
+		"Encounter?patient=123&_has:Observation:encounter:code=x",
+		"Patient?_has:Observation:patient:_has:Provenance:target:agent=Practitioner/1",
+	] {
+		search_codes("patient/*.rs", url) == ["deny", null, ["chain-not-searchable"]]
+	}
+	search_codes("patient/*.rs", "Observation?patient=123&_has:Observation:has-member:patient=123") == ["allow", null, []]
+	search_codes("patient/*.rs", "Patient?_has:Observation:patient:code=1234") == ["filter", [{"_id": "123"}], []]
+	search_codes("patient/*.rs", "Patient?_has:Observation:performer:code=1234") == ["filter", [{"_id": "123"}], []]
+}
+
+test_chains_that_stay_in_the_compartment_or_reach_shared_data_are_allowed if {
+	search_codes("patient/*.rs", "Observation?patient=123&has-member:Observation.patient=123") == ["allow", null, []]
+	search_codes("patient/*.rs", "MedicationRequest?patient=123&medication.code=x") == ["allow", null, []]
+	search_codes("patient/*.rs", "Observation?patient=123&subject:Patient.name=x") == ["allow", null, []]
+	search_codes("patient/*.rs", "Observation?subject:Patient.organization.name=x") == ["filter", [{"patient": "Patient/123"}], []]
+}
+
+# A chain on one linking parameter is never combined with a narrowing alternative on another:
+# subject:Patient.name=x narrowed to {performer: Patient/123} would reach another patient's name.
+test_a_chained_linking_parameter_is_confined_itself if {
+	search_codes("patient/*.rs", "Observation?subject:Patient.name=x") == ["filter", [{"patient": "Patient/123"}], []]
+	search_codes("patient/*.rs", "Observation?performer=Patient/123&subject:Patient.name=x") == ["filter", [{"patient": "Patient/123"}], []]
+	search_codes("patient/*.rs", "Observation?patient=123&performer:Patient.name=x") == ["filter", [{"performer": "Patient/123"}], []]
+	search_codes("patient/*.rs", "Patient/123/Observation?subject:Patient.name=x") == ["filter", [{"patient": "Patient/123"}], []]
+	search_codes("patient/*.rs", "Observation?subject:Patient.name=x&performer:Patient.name=y") == ["filter", [{"patient": "Patient/123", "performer": "Patient/123"}], []]
+	search_codes("patient/*.rs", "Basic?subject:Patient.name=x") == ["filter", [{"patient": "Patient/123"}], []]
+}
+
+test_chains_reach_what_other_grants_of_the_token_may_search if {
+	search_codes("patient/*.rs user/Practitioner.rs", "Observation?patient=123&performer:Practitioner.name=Smith") == ["allow", null, []]
+	search_codes("user/*.rs", "Observation?patient=999&has-member:Observation.code=x") == ["allow", null, []]
+	search_codes("user/Observation.rs user/Patient.rs", "Observation?subject:Patient.name=x") == ["allow", null, []]
+
+	# A user/ search is not confined, so a chain into a type searchable only in the compartment is not.
+	search_codes("user/Observation.rs patient/Patient.rs", "Observation?subject:Patient.name=x") == ["deny", null, ["chain-not-searchable"]]
+}
+
+test_chains_through_types_searchable_only_within_constraints_are_refused if {
+	scopes := concat("", ["user/Observation.rs?category=", lab])
+	search_codes(scopes, "Observation?category=laboratory&has-member:Observation.code=x") == ["deny", null, ["chain-not-searchable"]]
+	search_codes(scopes, "Observation?_has:Observation:has-member:code=x") == ["deny", null, ["chain-not-searchable"]]
+}
+
+# --- The filter step decides every entry (L5) ---------------------------------------------------
+
+history_bundle(entries) := {"resourceType": "Bundle", "type": "history", "entry": entries}
+
+drops(d) := {[x.index, x.reason] | some x in d.drop}
+
+test_every_response_entry_is_decided_and_unchecked_entries_are_dropped if {
+	resp := history_bundle([
+		{"fullUrl": "https://fhir.example/Observation/o999", "request": {"method": "DELETE", "url": "Observation/o999"}, "response": {"status": "204"}},
+		{"resource": "junk"},
+		42,
+		{"response": {"status": "200 OK"}},
+		{"fullUrl": "https://fhir.example/Observation/o1", "resource": obs("o1", "123")},
+		{"resource": obs("o1", "123"), "response": {"outcome": {"resourceType": "Basic", "id": "b1"}}},
+	])
+	d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": resp})
+	d.decision == "filter"
+	drops(d) == {[0, "entry-unchecked"], [1, "unreadable-resource"], [2, "entry-malformed"], [5, "entry-reference-mismatch"]}
+	d.keep == ["entry[3]", "Observation/o1"]
+}
+
+test_entries_naming_another_resource_than_they_carry_are_dropped if {
+	own := obs("o1", "123")
+	resp := searchset([own])
+	every entry in [
+		{"fullUrl": "https://fhir.example/Observation/o999", "resource": own},
+		{"fullUrl": "Observation/o999", "resource": own},
+		{"fullUrl": 7, "resource": own},
+		{"response": {"location": "Observation/o999/_history/2"}, "resource": own},
+		{"request": {"method": "PUT", "url": "Observation/o999"}, "resource": own},
+		{"request": {"method": "PUT", "url": "Observation?patient=999"}, "resource": own},
+		{"request": {"method": "POST", "url": "Patient"}, "resource": own},
+	] {
+		d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": object.union(resp, {"entry": [entry]})})
+		drops(d) == {[0, "entry-reference-mismatch"]}
+	}
+	every entry in [
+		{"fullUrl": "https://fhir.example/fhir/Observation/o1", "resource": own},
+		{"fullUrl": "urn:uuid:0d1a7a46-9b3f-4f5e-8f4e-2d7c9b0f1a11", "resource": own},
+		{"response": {"location": "Observation/o1/_history/2"}, "resource": own},
+		{"request": {"method": "PUT", "url": "Observation/o1"}, "resource": own},
+		{"request": {"method": "POST", "url": "Observation"}, "resource": own},
+	] {
+		d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": object.union(resp, {"entry": [entry]})})
+		d.keep == ["Observation/o1"]
+	}
+}
+
+test_a_bundle_whose_entry_is_not_a_list_is_refused if {
+	resp := {"resourceType": "Bundle", "type": "searchset", "entry": {"resource": obs("o9", "999")}}
+	d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": resp})
+	d.decision == "deny"
+	d.status == 500
+	d.reasons[0].code == "response-malformed"
+	b := decide("patient/Observation.rs", p123, bundle("batch", [{"request": {"method": "GET", "url": "Observation?patient=123"}}]), {"response": resp})
+	b.reasons[0].code == "response-malformed"
+}
+
+# A history deletion names a resource without carrying it: kept only for the instance the request
+# was decided on, with its stored resource.
+test_history_deletions_are_kept_only_for_the_checked_instance if {
+	resp := history_bundle([
+		{"fullUrl": "https://fhir.example/Observation/o1", "request": {"method": "DELETE", "url": "Observation/o1"}},
+		{"fullUrl": "https://fhir.example/Observation/o2", "request": {"method": "DELETE", "url": "Observation/o2"}},
+	])
+	d := decide("patient/Observation.r", p123, get("Observation/o1/_history"), {"resource": obs("o1", "123"), "response": resp})
+	d.keep == ["entry[0]"]
+	drops(d) == {[1, "entry-unchecked"]}
+	n := decide("patient/Observation.r", p123, get("Observation/o1/_history"), {"response": resp})
+	n.keep == []
+}
+
+# A batch-response entry without a resource may name what its request entry targeted (a created
+# resource's location), if that entry was not denied; nothing else.
+test_batch_response_locations_are_checked_against_their_request_entries if {
+	req := bundle("batch", [
+		{"request": {"method": "POST", "url": "Observation"}, "resource": obs(null, "123")},
+		{"request": {"method": "GET", "url": "Patient/999"}},
+		{"request": {"method": "POST", "url": "Observation"}, "resource": obs(null, "123")},
+		{"request": {"method": "DELETE", "url": "Observation/o1"}},
+	])
+	resp := {"resourceType": "Bundle", "type": "batch-response", "entry": [
+		{"response": {"status": "201 Created", "location": "Observation/n1/_history/1"}},
+		{"response": {"status": "404 Not Found", "location": "Patient/999"}},
+		{"response": {"status": "201 Created", "location": "Patient/999/_history/1"}},
+		{"response": {"status": "204 No Content"}},
+	]}
+	d := decide("patient/*.cruds", p123, req, {"response": resp})
+	d.keep == ["entry[0]", "entry[3]"]
+	drops(d) == {[1, "entry-unchecked"], [2, "entry-unchecked"]}
+}
+
+inner(entries) := {"resourceType": "Bundle", "id": "b1", "type": "searchset", "entry": entries}
+
+test_nested_bundles_are_released_only_when_every_entry_is_checked if {
+	ok := inner([{"fullUrl": "https://fhir.example/Observation/o1", "resource": obs("o1", "123")}, {"search": {"mode": "outcome"}}])
+	every b in [
+		inner([{"fullUrl": "https://fhir.example/Observation/o999", "request": {"method": "DELETE", "url": "Observation/o999"}}]),
+		inner([{"fullUrl": "https://fhir.example/Observation/o999", "resource": obs("o1", "123")}]),
+		inner(["junk"]),
+		object.union(inner([]), {"entry": {"resource": obs("o9", "999")}}),
+	] {
+		d := decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": searchset([b])})
+		drops(d) == {[0, "nested-bundle-hidden"]}
+	}
+	decide("patient/Observation.rs", p123, get("Observation?patient=123"), {"response": searchset([ok])}).keep == ["Bundle/b1"]
 }

@@ -38,6 +38,85 @@ member(resource, id) if {
 	fhir.reference_names_patient(ref, id)
 }
 
+# METADATA
+# title: link_kinds
+# description: |
+#   For writes: what every Reference in the linking elements of `resource` (and of the resources
+#   it contains) names, as a set of kinds. "ours": Patient/<id> of this server; "not-patient": a
+#   resource of another type; "none": no target (display only); "other-patient": another Patient
+#   (of this or another server, a contained Patient, a bundle entry that is another Patient);
+#   "unverifiable": anything the policy cannot resolve (malformed, unresolved "#x" or "urn:…",
+#   conditional references to Patients, identifier-only references without a non-Patient type,
+#   a `type` that contradicts the reference). `bundle` maps a transaction's fullUrls to its
+#   resources, for "urn:uuid:" references.
+link_kinds(resource, id, bundle) := own | contained if {
+	own := {link_kind(v, id, resource, bundle) | some v in link_values(resource)}
+	contained := {k |
+		some r in fhir.as_list(object.get(resource, "contained", []))
+		some k in contained_kinds(r, id, resource, bundle)
+	}
+}
+
+link_values(resource) := [v | some path in linking_paths(resource.resourceType); some v in fhir.values_at(resource, path)]
+
+contained_kinds(r, id, container, bundle) := {link_kind(v, id, container, bundle) | some v in link_values(r)} if is_object(r)
+
+contained_kinds(r, _, _, _) := {"unverifiable"} if not is_object(r)
+
+link_kind(v, id, container, bundle) := "unverifiable" if {
+	not is_object(v)
+} else := "none" if {
+	not "reference" in object.keys(v)
+	not "identifier" in object.keys(v)
+} else := "not-patient" if {
+	not "reference" in object.keys(v)
+	logical_type(v) != "Patient"
+} else := k if {
+	is_string(v.reference)
+	target := reference_target(v.reference, container, bundle)
+	type_consistent(v, target)
+	k := target_kind(target, id)
+} else := "unverifiable"
+
+# A logical reference (identifier only) is told apart from a Patient only by its declared type.
+logical_type(v) := v.type if fhir.resource_type(v.type)
+
+type_consistent(v, _) if not "type" in object.keys(v)
+
+type_consistent(v, target) if v.type == target.type
+
+target_kind(target, id) := "ours" if {
+	target.type == "Patient"
+	target.local
+	target.id == id
+} else := "other-patient" if {
+	target.type == "Patient"
+} else := "not-patient"
+
+# What a reference string resolves to: this server's resource, another server's, a contained
+# resource (exactly one with that id), a transaction entry (exactly one with that fullUrl), or the
+# type of a conditional reference ("Practitioner?identifier=…"). Undefined when unresolvable.
+reference_target(ref, container, bundle) := object.union(t, {"local": true}) if {
+	t := fhir.reference_target(ref)
+} else := fhir.foreign_reference(ref) if {
+	fhir.foreign_reference(ref)
+} else := {"type": matches[0].resourceType} if {
+	startswith(ref, "#")
+	matches := [r | some r in fhir.as_list(object.get(container, "contained", [])); is_object(r); r.id == substring(ref, 1, -1)]
+	count(matches) == 1
+	fhir.resource_type(matches[0].resourceType)
+} else := object.union({"type": r.resourceType, "local": true}, object.filter(r, ["id"])) if {
+	startswith(ref, "urn:")
+	r := bundle[ref]
+	fhir.resource_type(r.resourceType)
+} else := {"type": t} if {
+	is_string(ref)
+	contains(ref, "?")
+	t := split(ref, "?")[0]
+	fhir.resource_type(t)
+	t != "Patient"
+}
+
 # Element names that establish membership (a patch must not rewrite them).
 linking_elements(t) := {path[0] | some link in links(t); some path in link.paths}
 
@@ -83,13 +162,15 @@ narrow_params(t) := sort({link.narrow_param | some link in links(t)})
 # title: value_kind
 # description: |
 #   What a linking parameter's value says about patient `id`: "ours" or "other" when it certainly
-#   names a Patient ("Patient/123", an absolute reference with that tail, or a bare id on a
-#   parameter that can only reference Patients), else "unknown" (a bare id on `subject` may be a
-#   Group or a Device).
+#   names a Patient ("Patient/123", an absolute reference on one of this server's bases, or a bare
+#   id on a parameter that can only reference Patients; another server's Patient is "other"), else
+#   "unknown" (a bare id on `subject` may be a Group or a Device).
 value_kind(t, p, v, id) := "ours" if {
 	fhir.reference_patient_id(v) == id
 } else := "other" if {
 	fhir.reference_patient_id(v)
+} else := "other" if {
+	fhir.foreign_reference(v).type == "Patient"
 } else := "ours" if {
 	v == id
 	patient_only_param(t, p)

@@ -32,6 +32,18 @@ unknown_search_parameters := setting(["search", "unknown_parameters"], "deny")
 follow_patient_link := setting(["patient", "follow_patient_link"], false)
 
 # METADATA
+# title: base_urls
+# description: |
+#   This server's FHIR base URLs (`fhir.base_urls`, a list). An absolute reference names one of
+#   this server's resources only when its base is listed (compared without a trailing slash, scheme
+#   and host case-insensitive); any other absolute reference is another server's resource, so
+#   `https://elsewhere/fhir/Patient/123` is not this server's patient 123. Default: none, i.e.
+#   only relative references name this server's resources.
+base_urls := [u | some u in setting(["fhir", "base_urls"], []); is_string(u)] if {
+	is_array(setting(["fhir", "base_urls"], []))
+} else := []
+
+# METADATA
 # title: shared_types
 # description: |
 #   Types outside the Patient compartment that a patient/ token may read (never write) when it
@@ -54,15 +66,17 @@ default_shared_types := {t |
 # description: |
 #   FHIR operations a token may invoke and the permissions each needs. SMART defines none; an
 #   operation not listed here is denied. `on` is the type the letters are needed on ("*" = every
-#   type, "self" = the type in the URL); `contexts` limits which scope contexts may use it.
+#   type, "self" = the type in the URL); `contexts` limits which scope contexts may use it;
+#   `returns: computed` says the response holds no stored resources (terminology results), so it
+#   needs no response filtering; any other operation's response must be filtered.
 operations := object.union(default_operations, setting(["operations"], {}))
 
 default_operations := {
-	"$everything": {"levels": ["instance"], "types": ["Patient"], "letters": ["r", "s"], "on": "*"},
-	"$export": {"levels": ["system", "type", "instance"], "types": ["Patient", "Group"], "letters": ["r", "s"], "on": "*", "contexts": ["user", "system"]},
-	"$lookup": {"levels": ["type"], "types": ["CodeSystem"], "letters": ["r"], "on": "self"},
-	"$validate-code": {"levels": ["type", "instance"], "types": ["CodeSystem", "ValueSet"], "letters": ["r"], "on": "self"},
-	"$subsumes": {"levels": ["type", "instance"], "types": ["CodeSystem"], "letters": ["r"], "on": "self"},
-	"$expand": {"levels": ["type", "instance"], "types": ["ValueSet"], "letters": ["r"], "on": "self"},
-	"$translate": {"levels": ["type", "instance"], "types": ["ConceptMap"], "letters": ["r"], "on": "self"},
+	"$everything": {"levels": ["instance"], "types": ["Patient"], "letters": ["r", "s"], "on": "*", "returns": "resources"},
+	"$export": {"levels": ["system", "type", "instance"], "types": ["Patient", "Group"], "letters": ["r", "s"], "on": "*", "contexts": ["user", "system"], "returns": "resources"},
+	"$lookup": {"levels": ["type"], "types": ["CodeSystem"], "letters": ["r"], "on": "self", "returns": "computed"},
+	"$validate-code": {"levels": ["type", "instance"], "types": ["CodeSystem", "ValueSet"], "letters": ["r"], "on": "self", "returns": "computed"},
+	"$subsumes": {"levels": ["type", "instance"], "types": ["CodeSystem"], "letters": ["r"], "on": "self", "returns": "computed"},
+	"$expand": {"levels": ["type", "instance"], "types": ["ValueSet"], "letters": ["r"], "on": "self", "returns": "computed"},
+	"$translate": {"levels": ["type", "instance"], "types": ["ConceptMap"], "letters": ["r"], "on": "self", "returns": "computed"},
 }

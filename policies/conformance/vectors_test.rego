@@ -1,7 +1,8 @@
 # METADATA
 # title: Conformance vectors
 # description: |
-#   Runs the vector format of ../shared/vectors (public) and test/vectors (the project's own)
+#   Runs the conformance vectors of test/vectors (the public set in public/, the project's own
+#   beside it; format in test/vectors/README.md)
 #   through the decision entry point. The test target wraps the vector files as
 #   data.vectors.<set> (OPA data must be an object); failures are listed by id.
 package smart.conformance_test
@@ -27,19 +28,19 @@ outcome(v) := result if {
 	result := api.decision with input as vector_input(v) with data.config as object.get(v, "config", {})
 }
 
-passes(v) if {
+expectation_met(v) if {
 	v.parse
 	valid := v.expect == "valid"
 	outcome(v).valid == valid
 }
 
-passes(v) if {
+expectation_met(v) if {
 	v.request
 	is_string(v.expect)
 	outcome(v).decision == v.expect
 }
 
-passes(v) if {
+expectation_met(v) if {
 	v.request
 	want := v.expect.filter.narrow
 	d := outcome(v)
@@ -50,7 +51,7 @@ passes(v) if {
 	}
 }
 
-passes(v) if {
+expectation_met(v) if {
 	v.request
 	want := v.expect.filter.keep
 	d := outcome(v)
@@ -59,11 +60,25 @@ passes(v) if {
 	{x.ref | some x in d.drop} == {x | some x in v.expect.filter.drop}
 }
 
-passes(v) if {
+expectation_met(v) if {
 	v.request
 	want := v.expect.entries
 	d := outcome(v)
 	[e.decision | some e in d.entries] == want
+}
+
+# A vector passes when its expectation is met and, when it lists `obligations` (the project's own
+# vectors), the decision carries exactly those obligation types.
+passes(v) if {
+	expectation_met(v)
+	obligations_met(v)
+}
+
+obligations_met(v) if not v.obligations
+
+obligations_met(v) if {
+	v.obligations
+	{o.type | some o in object.get(outcome(v), "obligations", [])} == {t | some t in v.obligations}
 }
 
 # A patient reference may be written Patient/123 or 123.

@@ -24,6 +24,11 @@
 #     btg-reason-too-long, btg-expired. Empty exactly when `btg` is defined.
 #   - `btg_available`: true when only the user's own request is missing (the user and client
 #     may break the glass): the deny then says how to do it.
+#   - `btg_via(patient_only)`, `btg_missing_via(patient_only)`, `btg_available_via(patient_only)`,
+#     `resource_verdict_via(resource, patient_only)`: the same for one access; `patient_only` is
+#     true when only patient/ grants reach the data (smart.access decides it per grant), so the
+#     patient-app condition applies to it whatever other scopes the token holds. The forms
+#     without `_via` use the token as a whole (every grant patient/).
 #   - `resource_verdict(resource)`: {"decision": "allow"} when nothing is protected;
 #     {"decision": "allow", "btg": btg, "overridden": [labels]} when break-the-glass lifts the
 #     protection; otherwise a smart.verdict deny with reason code `label-restricted`,
@@ -200,42 +205,101 @@ canonical(system) := object.get(system_aliases, system, system)
 # title: labels
 # description: |
 #   The resource's security labels as {system, code}: its own `meta.security` and that of its
-#   contained resources (released with it). A coding without a system is read as the
-#   confidentiality or sensitivity code it spells; a confidentiality coding without a usable
-#   code gets code "" (unknown, so restricting).
-labels(resource) := {l | some node in label_nodes(resource); some x in security_codings(node); l := label_of(x)}
-
-label_nodes(resource) := array.concat([resource], [c | some c in contained(resource); is_object(c)]) if is_object(resource)
-
-label_nodes(resource) := [] if not is_object(resource)
-
-contained(resource) := resource.contained if fhir.array_member(resource, "contained")
-
-contained(resource) := [] if not fhir.array_member(resource, "contained")
-
-security_codings(node) := [x | some x in fhir.as_list(object.get(node, ["meta", "security"], [])); is_object(x)]
-
-label_of(x) := {"system": canonical(x.system), "code": x.code} if {
-	is_string(x.system)
-	is_string(x.code)
+#   contained resources (released with it); `meta.security` and `contained` may be an array or a
+#   single object. A coding without a system is read as the restricting confidentiality code or
+#   the sensitivity code it spells; a confidentiality coding without a code gets code "" (unknown,
+#   so restricting). Whatever cannot be read with certainty is the `unreadable_label`, which
+#   restricts (fail closed): `meta` or `meta.security` of another JSON type, an entry that is not
+#   a Coding, a system or code that is not a non-empty string without surrounding blanks, a coding
+#   without a system that spells no such code, a coding without a code outside
+#   v3-Confidentiality, a contained entry that is not a resource or contains resources itself.
+labels(resource) := node_labels(resource) | {l | some c in contained(resource); some l in contained_labels(c)} if {
+	is_object(resource)
 }
 
-label_of(x) := {"system": confidentiality_system, "code": ""} if {
+labels(resource) := set() if not is_object(resource)
+
+# METADATA
+# title: may_carry_labels
+# description: |
+#   Cheap test: the resource has something `labels` reads (meta.security, contained, an odd meta).
+may_carry_labels(resource) if present(resource, "contained")
+
+may_carry_labels(resource) if {
+	present(resource, "meta")
+	not is_object(resource.meta)
+}
+
+may_carry_labels(resource) if object.get(resource, ["meta", "security"], []) != []
+
+# An explicit JSON null holds nothing (FHIR JSON has no nulls).
+present(x, k) if object.get(x, k, null) != null
+
+contained(resource) := fhir.as_list(resource.contained) if present(resource, "contained")
+
+contained(resource) := [] if not present(resource, "contained")
+
+# FHIR R4: "contained resources SHALL NOT contain additional contained resources".
+contained_labels(c) := node_labels(c) | {unreadable_label | present(c, "contained")} if is_object(c)
+
+contained_labels(c) := {unreadable_label} if not is_object(c)
+
+node_labels(node) := {label_of(x) | some x in security_items(node)} | {unreadable_label | meta_unreadable(node)}
+
+security_items(node) := fhir.as_list(node.meta.security) if {
+	is_object(node.meta)
+	readable_security(node.meta.security)
+} else := []
+
+readable_security(s) if is_array(s)
+
+readable_security(s) if is_object(s)
+
+meta_unreadable(node) if {
+	present(node, "meta")
+	not is_object(node.meta)
+}
+
+meta_unreadable(node) if {
+	is_object(node.meta)
+	present(node.meta, "security")
+	not readable_security(node.meta.security)
+}
+
+# METADATA
+# title: unreadable_label
+# description: |
+#   The label of a security label that cannot be read: it restricts, and only a right covering
+#   every label (confidentiality V and sensitivity "*") or break-the-glass lifts it.
+unreadable_label := {"system": "https://smart-authz.dev/fhir/CodeSystem/label-reading", "code": "unreadable"}
+
+label_of(x) := unreadable_label if {
+	not is_object(x)
+} else := unreadable_label if {
+	present(x, "system")
+	not well_formed(x.system)
+} else := unreadable_label if {
+	present(x, "code")
+	not well_formed(x.code)
+} else := {"system": canonical(x.system), "code": x.code} if {
 	is_string(x.system)
+	is_string(x.code)
+} else := {"system": confidentiality_system, "code": ""} if {
 	canonical(x.system) == confidentiality_system
-	not fhir.string_member(x, "code")
-}
+} else := {"system": confidentiality_system, "code": x.code} if {
+	not present(x, "system")
+	restricting({"system": confidentiality_system, "code": x.code})
+	confidentiality_ranks[x.code]
+} else := {"system": act_code_system, "code": x.code} if {
+	not present(x, "system")
+	not confidentiality_ranks[x.code]
+	sensitivity_code(x.code)
+} else := unreadable_label
 
-label_of(x) := {"system": unqualified_system(x.code), "code": x.code} if {
-	not fhir.string_member(x, "system")
-	is_string(x.code)
-}
-
-unqualified_system(code) := confidentiality_system if confidentiality_ranks[code]
-
-unqualified_system(code) := act_code_system if {
-	not confidentiality_ranks[code]
-	sensitivity_code(code)
+well_formed(s) if {
+	is_string(s)
+	s != ""
+	trim_space(s) == s
 }
 
 sensitivity_code(code) if sensitivity_ancestors[code]
@@ -257,6 +321,8 @@ restricting(l) if {
 	some s in sensitivity_config
 	subsumed_by(l.code, s)
 }
+
+restricting(l) if l == unreadable_label
 
 # Unknown confidentiality codes (retired B, D, I, C, S, T, a typo, a newer code) are treated
 # as very restricted: fail closed.
@@ -290,6 +356,14 @@ covered(l) if {
 	some r in held_rights
 	some s in object.get(r, "sensitivity", [])
 	right_covers_sensitivity(l.code, s)
+}
+
+covered(l) if {
+	l == unreadable_label
+	some r in held_rights
+	is_string(r.confidentiality)
+	confidentiality_ranks[r.confidentiality] >= top_rank
+	"*" in object.get(r, "sensitivity", [])
 }
 
 right_covers_sensitivity(_, "*")
@@ -553,7 +627,9 @@ btg_permitted if {
 	who_matches(sel)
 }
 
-# A patient-level app: every resource grant of the token is patient/.
+# A patient-level app: every resource grant of the token is patient/. Break-the-glass is decided
+# per access (`*_via(patient_only)`): an access reached only through patient/ grants is a patient
+# app's, whatever other scopes the token holds.
 patient_app if {
 	count(grant.grants) > 0
 	every g in grant.grants {
@@ -561,8 +637,12 @@ patient_app if {
 	}
 }
 
-patient_app_blocked if {
-	patient_app
+default token_patient_only := false
+
+token_patient_only if patient_app
+
+patient_app_blocked_via(patient_only) if {
+	patient_only == true
 	not enabled(["btg", "patient_apps"])
 }
 
@@ -612,8 +692,6 @@ missing contains "btg-purpose-missing" if not btg_purpose
 
 missing contains "btg-not-permitted" if not btg_permitted
 
-missing contains "btg-patient-app" if patient_app_blocked
-
 missing contains "btg-reason-missing" if not btg_reason
 
 missing contains "btg-reason-missing" if reason_too_short
@@ -622,10 +700,18 @@ missing contains "btg-reason-too-long" if reason_too_long
 
 missing contains "btg-expired" if not within_time_box
 
+missing_via(patient_only) := missing | {"btg-patient-app" | patient_app_blocked_via(patient_only)}
+
 # METADATA
 # title: btg_missing
 # description: The break-the-glass conditions that do not hold for this input, in a fixed order.
-btg_missing := [code | some code in missing_order; code in missing]
+btg_missing := btg_missing_via(token_patient_only)
+
+# METADATA
+# title: btg_missing_via
+# description: |
+#   btg_missing for one access: `patient_only` is true when only patient/ grants reach the data.
+btg_missing_via(patient_only) := [code | some code in missing_order; code in missing_via(patient_only)]
 
 # METADATA
 # title: btg_available
@@ -634,15 +720,19 @@ btg_missing := [code | some code in missing_order; code in missing]
 #   a fresh token).
 default btg_available := false
 
-btg_available if {
+btg_available if btg_available_via(token_patient_only)
+
+btg_available_via(patient_only) if {
 	btg_permitted
-	not patient_app_blocked
+	not patient_app_blocked_via(patient_only)
 }
 
 # METADATA
 # title: btg
 # description: The break-the-glass assertion, defined only when every condition holds.
-btg := {
+btg := btg_via(token_patient_only)
+
+btg_via(patient_only) := {
 	"purpose_of_use": purpose_coding(btg_purpose.code),
 	"purpose_source": btg_purpose.source,
 	"reason": btg_reason.text,
@@ -650,7 +740,7 @@ btg := {
 	"user": {k: claims[k] | some k in ["sub", "fhirUser"]; nonempty_string(claims[k])},
 	"issued_at": issued_at,
 } if {
-	count(btg_missing) == 0
+	count(btg_missing_via(patient_only)) == 0
 }
 
 purpose_coding(code) := {
@@ -666,24 +756,31 @@ purpose_coding(code) := {
 # description: |
 #   Whether the labels on `resource` let this token see it: allow, allow through BTG (with the
 #   assertion and the overridden labels, for the audit), or a label-restricted deny.
-resource_verdict(resource) := verdict.allow if {
+resource_verdict(resource) := resource_verdict_via(resource, token_patient_only)
+
+# METADATA
+# title: resource_verdict_via
+# description: |
+#   resource_verdict for one access: `patient_only` is true when only the token's patient/ grants
+#   reach the resource, so break-the-glass is a patient app's (refused unless btg.patient_apps).
+resource_verdict_via(resource, patient_only) := verdict.allow if {
 	count(protected_labels(resource)) == 0
-} else := {"decision": "allow", "btg": btg, "overridden": sort_labels(protected_labels(resource))} if {
-	btg
-} else := label_denial(resource)
+} else := {"decision": "allow", "btg": b, "overridden": sort_labels(protected_labels(resource))} if {
+	b := btg_via(patient_only)
+} else := label_denial(resource, patient_only)
 
 # Sets iterate in a different order in OPA's WASM target: anything that reaches the output
 # is sorted first.
 sort_labels(ls) := sort(ls)
 
-label_denial(resource) := object.union(
-	verdict.deny(btg_available_status, "label-restricted", btg_hint),
-	{"btg_missing": btg_missing, "btg_available": true},
+label_denial(resource, patient_only) := object.union(
+	verdict.deny(btg_available_status, "label-restricted", btg_hint(btg_missing_via(patient_only))),
+	{"btg_missing": btg_missing_via(patient_only), "btg_available": true},
 ) if {
-	btg_available
+	btg_available_via(patient_only)
 } else := object.union(
 	verdict.deny(config.hidden_status, "label-restricted", hidden_message(resource)),
-	{"btg_missing": btg_missing, "btg_available": false},
+	{"btg_missing": btg_missing_via(patient_only), "btg_available": false},
 )
 
 # The same words a resource hidden for any other reason gets (smart.access), so a 404 does not
@@ -693,9 +790,9 @@ hidden_message(resource) := concat("", [resource.resourceType, "/", resource.id,
 	is_string(resource.id)
 } else := "the resource is not available to this token"
 
-btg_hint := concat("", [
+btg_hint(missing_codes) := concat("", [
 	"Access is restricted by security-label policy. You may break the glass: ",
-	concat("; ", [hint_phrase(code) | some code in btg_missing]),
+	concat("; ", [hint_phrase(code) | some code in missing_codes]),
 	". Every break-the-glass access is audited.",
 ])
 

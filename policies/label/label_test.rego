@@ -65,27 +65,94 @@ test_labels_maps_system_aliases_to_canonical_urls if {
 	}
 }
 
-test_labels_reads_codes_without_a_system_as_the_code_they_spell if {
-	r := labelled("a", [{"code": "R"}, {"code": "HIV"}, {"code": "OPIOIDUD"}, {"code": "WHATEVER"}])
+unreadable := label.unreadable_label
+
+test_labels_reads_codes_without_a_system_as_the_restricting_code_they_spell if {
+	r := labelled("a", [{"code": "R"}, {"code": "HIV"}, {"code": "OPIOIDUD"}])
 	label.labels(r) == {{"system": conf, "code": "R"}, {"system": act_code, "code": "HIV"}, {"system": act_code, "code": "OPIOIDUD"}}
+}
+
+# L9: a coding without a system that spells no restricting code could be anything: it restricts.
+test_codes_without_a_system_that_spell_no_restricting_code_are_unreadable_and_restrict if {
+	every code in ["WHATEVER", "N", "U", "DELAU"] {
+		r := labelled("a", [{"code": code}])
+		label.labels(r) == {unreadable}
+		label.restricting_labels(r) == {unreadable}
+	}
 }
 
 test_labels_include_contained_resources if {
 	r := {
 		"resourceType": "DiagnosticReport", "id": "d1",
-		"contained": [labelled("c1", [{"system": act_code, "code": "STD"}]), "junk"],
+		"contained": [labelled("c1", [{"system": act_code, "code": "STD"}])],
 	}
 	label.labels(r) == {{"system": act_code, "code": "STD"}}
 	codes(label.protected_labels(r)) == {"STD"}
 }
 
+# L9: contained given as one object is read; an entry that is not a resource, or a contained
+# resource that contains others (FHIR forbids it), cannot be read and restricts.
+test_contained_in_any_shape_is_read_and_odd_entries_restrict if {
+	single := {"resourceType": "DiagnosticReport", "id": "d1", "contained": labelled("c1", [{"system": conf, "code": "R"}])}
+	label.labels(single) == {{"system": conf, "code": "R"}}
+	junk := {"resourceType": "DiagnosticReport", "id": "d1", "contained": [{"resourceType": "Observation", "id": "c1"}, "junk"]}
+	label.labels(junk) == {unreadable}
+	nested := {"resourceType": "DiagnosticReport", "id": "d1", "contained": [{"resourceType": "Observation", "id": "c1", "contained": [labelled("c2", [])]}]}
+	label.labels(nested) == {unreadable}
+	label.labels({"resourceType": "DiagnosticReport", "id": "d1", "contained": []}) == set()
+	label.labels({"resourceType": "DiagnosticReport", "id": "d1", "contained": 7}) == {unreadable}
+}
+
 test_labels_tolerate_odd_shapes if {
 	label.labels(plain) == set()
-	label.labels({"resourceType": "Observation", "meta": "x"}) == set()
+	label.labels({"resourceType": "Observation", "meta": {"versionId": "1"}}) == set()
+	label.labels({"resourceType": "Observation", "meta": {"security": []}}) == set()
 	label.labels({"resourceType": "Observation", "meta": {"security": {"system": conf, "code": "V"}}}) == {{"system": conf, "code": "V"}}
-	label.labels(labelled("a", ["R", 7, null, {"display": "no code"}])) == set()
 	label.labels(null) == set()
 	label.labels("Observation/h1") == set()
+}
+
+# L9: label shapes that cannot be read restrict (fail closed) instead of being skipped.
+test_unreadable_label_shapes_restrict if {
+	every r in [
+		{"resourceType": "Observation", "meta": "x"},
+		{"resourceType": "Observation", "meta": {"security": "R"}},
+		{"resourceType": "Observation", "meta": {"security": 7}},
+		labelled("a", ["R"]),
+		labelled("a", [7]),
+		labelled("a", [null]),
+		labelled("a", [{"display": "no code"}]),
+		labelled("a", [{"system": "", "code": "R"}]),
+		labelled("a", [{"system": " ", "code": "N"}]),
+		labelled("a", [{"system": concat("", [conf, " "]), "code": "N"}]),
+		labelled("a", [{"system": concat("", [" ", act_code]), "code": "HIV"}]),
+		labelled("a", [{"system": act_code, "code": "HIV "}]),
+		labelled("a", [{"system": conf, "code": ""}]),
+		labelled("a", [{"system": conf, "code": 5}]),
+		labelled("a", [{"system": 5, "code": "N"}]),
+		labelled("a", [{"system": act_code}]),
+		labelled("a", [{"system": "http://example.org/tags"}]),
+	] {
+		label.labels(r) == {unreadable}
+		label.restricting_labels(r) == {unreadable}
+	}
+}
+
+test_an_unreadable_label_is_covered_only_by_a_right_to_everything if {
+	who := {"roles": ["physician"]}
+	r := labelled("a", [{"system": "", "code": "R"}])
+	count(label.protected_labels(r)) == 1 with input as read_input(clinician) with data.config as right(who, "V", ["HIV"])
+	count(label.protected_labels(r)) == 1 with input as read_input(clinician) with data.config as right(who, "R", ["*"])
+	count(label.protected_labels(r)) == 0 with input as read_input(clinician) with data.config as right(who, "V", ["*"])
+}
+
+test_may_carry_labels_spots_every_shape_labels_reads if {
+	label.may_carry_labels(h1)
+	label.may_carry_labels({"resourceType": "Observation", "meta": "x"})
+	label.may_carry_labels({"resourceType": "Observation", "contained": {"resourceType": "Observation"}})
+	label.may_carry_labels({"resourceType": "Observation", "meta": {"security": {"code": "R"}}})
+	not label.may_carry_labels(plain)
+	not label.may_carry_labels({"resourceType": "Observation", "meta": {"versionId": "1", "security": []}})
 }
 
 test_a_confidentiality_coding_without_a_code_is_unknown_and_restricts if {
@@ -980,4 +1047,17 @@ test_a_reason_nowhere_to_be_given_is_not_hinted_at if {
 	v := label.resource_verdict(h1) with input as read_input(clinician) with data.config as cfg
 	endswith(v.reason.message, "give a reason. Every break-the-glass access is audited.")
 	label.audit_observer == "smart-authz" with data.config as {"audit": {"observer": 42}}
+}
+
+# L7: the patient-app condition belongs to the access, not to the token.
+test_btg_patient_app_condition_is_per_access if {
+	inp := request_input(btg_claims, "GET", "Observation/h1", {})
+	label.btg_missing == [] with input as inp with data.config as eligible_physicians
+	label.btg_missing_via(true) == ["btg-patient-app"] with input as inp with data.config as eligible_physicians
+	label.btg_missing_via(false) == [] with input as inp with data.config as eligible_physicians
+	not label.btg_available_via(true) with input as inp with data.config as eligible_physicians
+	label.resource_verdict_via(h1, true).status == 404 with input as inp with data.config as eligible_physicians
+	label.resource_verdict_via(h1, false).btg.reason == "unconscious, suspected overdose" with input as inp with data.config as eligible_physicians
+	patient_apps := object.union(eligible_physicians, {"btg": {"patient_apps": true}})
+	label.btg_missing_via(true) == [] with input as inp with data.config as patient_apps
 }

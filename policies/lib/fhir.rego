@@ -6,6 +6,7 @@
 #   values against Coding, CodeableConcept, Identifier and code elements (FHIR R4 search, "token").
 package smart.lib.fhir
 
+import data.smart.config
 import data.smart.lib.text
 
 # The FHIR id grammar: [A-Za-z0-9\-\.]{1,64}.
@@ -50,32 +51,71 @@ values_at(node, path) := v if {
 # METADATA
 # title: reference_names_patient
 # description: |
-#   A reference string names Patient/<id>: relative ("Patient/123"), versioned
-#   ("Patient/123/_history/2") or absolute with the same tail ("https://x/fhir/Patient/123").
-#   Contained ("#p1") and bundle-local ("urn:uuid:…") references never do; nor do look-alikes.
+#   A reference string names this server's Patient/<id>: relative ("Patient/123"), versioned
+#   ("Patient/123/_history/2") or absolute on one of this server's base URLs (config
+#   `fhir.base_urls`). Another server's Patient/123 is another person; contained ("#p1") and
+#   bundle-local ("urn:uuid:…") references never name one; nor do look-alikes.
 reference_names_patient(ref, id) if reference_patient_id(ref) == id
 
-reference_patient_id(ref) := id if {
-	is_string(ref)
-	parts := split(reference_tail(ref), "/")
-	parts[0] == "Patient"
-	id := parts[1]
-	valid_id(id)
-	reference_suffix_ok(parts)
+reference_patient_id(ref) := t.id if {
+	t := reference_target(ref)
+	t.type == "Patient"
 }
 
-reference_tail(ref) := ref if {
+# METADATA
+# title: reference_target
+# description: |
+#   The resource of THIS server a literal reference names, {"type", "id"}: relative, versioned, or
+#   absolute with a base listed in `fhir.base_urls`. Undefined for anything else.
+reference_target(ref) := target if {
+	is_string(ref)
 	not contains(ref, "://")
 	not startswith(ref, "urn:")
 	not startswith(ref, "#")
 	not startswith(ref, "/")
+	target := literal_target(split(ref, "/"))
 }
 
-reference_tail(ref) := tail if {
-	startswith(ref, "http")
-	regex.match(`^https?://[^/?#]+(/[^?#]*)?/Patient/[^/?#]+(/_history/[^/?#]+)?$`, ref)
-	i := indexof(ref, "/Patient/")
-	tail := substring(ref, i + 1, -1)
+reference_target(ref) := {"type": a.type, "id": a.id} if {
+	a := absolute_reference(ref)
+	a.base in local_bases
+}
+
+# An absolute reference to a resource on ANOTHER server (its base is not one of ours).
+foreign_reference(ref) := {"type": a.type, "id": a.id} if {
+	a := absolute_reference(ref)
+	not a.base in local_bases
+}
+
+literal_target(parts) := {"type": parts[0], "id": parts[1]} if {
+	resource_type(parts[0])
+	valid_id(parts[1])
+	reference_suffix_ok(parts)
+}
+
+# http(s)://host/path/Type/id(/_history/vid), split into its (normalized) base and target.
+absolute_reference(ref) := object.union(literal_target(tail), {"base": normalized_base(base)}) if {
+	is_string(ref)
+	regex.match(`^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+(/[^?#]*)?/[A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$`, ref)
+	segments := split(ref, "/")
+	n := count(segments) - tail_length(segments)
+	tail := array.slice(segments, n, count(segments))
+	base := concat("/", array.slice(segments, 0, n))
+}
+
+tail_length(segments) := 4 if segments[count(segments) - 2] == "_history"
+
+tail_length(segments) := 2 if segments[count(segments) - 2] != "_history"
+
+# This server's FHIR base URLs, compared without a trailing slash, scheme and host in lower case.
+local_bases := {normalized_base(u) | some u in config.base_urls; contains(u, "://")}
+
+normalized_base(url) := concat("", [lower(scheme), "://", lower(host), trim_right(path, "/")]) if {
+	i := indexof(url, "://")
+	scheme := substring(url, 0, i)
+	rest := substring(url, i + 3, -1)
+	host := split(rest, "/")[0]
+	path := substring(rest, count(host), -1)
 }
 
 reference_suffix_ok(parts) if count(parts) == 2

@@ -21,12 +21,47 @@ test_values_at_walks_arrays_and_objects if {
 }
 
 test_patient_references_match_exactly if {
-	every ref in ["Patient/123", "Patient/123/_history/2", "https://ehr.example.org/fhir/Patient/123", "http://x/Patient/123/_history/9"] {
+	every ref in ["Patient/123", "Patient/123/_history/2"] {
 		fhir.reference_names_patient(ref, "123")
 	}
 	every ref in ["Patient/1234", "Patient/123x", "Patient/", "Patient", "#p1", "urn:uuid:123", "Group/123", "Patient/123/extra", "Patient/123/_history/", "/Patient/123", "https://x/Patient/123?x=1", "ftp://x/Patient/123", 42] {
 		not fhir.reference_names_patient(ref, "123")
 	}
+}
+
+ehr := {"fhir": {"base_urls": ["https://ehr.example.org/fhir/", "http://EHR.example.org:8080/r4"]}}
+
+# L10: another server's Patient/123 is another person. By default only relative references name
+# this server's resources; absolute ones do when their base is configured.
+test_absolute_references_name_a_patient_only_on_a_configured_base if {
+	every ref in ["https://ehr.example.org/fhir/Patient/123", "http://x/Patient/123/_history/9", "https://elsewhere/fhir/Patient/123"] {
+		not fhir.reference_names_patient(ref, "123")
+	}
+	fhir.foreign_reference("https://elsewhere/fhir/Patient/123") == {"type": "Patient", "id": "123"}
+	every ref in [
+		"https://ehr.example.org/fhir/Patient/123",
+		"HTTPS://EHR.Example.ORG/fhir/Patient/123/_history/2",
+		"http://ehr.example.org:8080/r4/Patient/123",
+	] {
+		fhir.reference_names_patient(ref, "123") with data.config as ehr
+		not fhir.foreign_reference(ref) with data.config as ehr
+	}
+	every ref in [
+		"https://ehr.example.org/FHIR/Patient/123",
+		"https://ehr.example.org/fhir/other/Patient/123",
+		"https://ehr.example.org/Patient/123",
+		"http://ehr.example.org/fhir/Patient/123",
+		"https://ehr.example.org:443/fhir/Patient/123",
+	] {
+		not fhir.reference_names_patient(ref, "123") with data.config as ehr
+		fhir.foreign_reference(ref).id == "123" with data.config as ehr
+	}
+	fhir.reference_target("https://ehr.example.org/fhir/Practitioner/7") == {"type": "Practitioner", "id": "7"} with data.config as ehr
+}
+
+test_base_urls_setting_must_be_a_list_of_strings if {
+	not fhir.reference_names_patient("https://ehr.example.org/fhir/Patient/123", "123") with data.config as {"fhir": {"base_urls": "https://ehr.example.org/fhir"}}
+	fhir.reference_names_patient("https://ehr.example.org/fhir/Patient/123", "123") with data.config as {"fhir": {"base_urls": [7, "https://ehr.example.org/fhir"]}}
 }
 
 test_references_at_reads_reference_strings if {

@@ -37,6 +37,9 @@ classify(req) := {"error": "request.method must be a string"} if {
 	url_error(req.url)
 } else := {"error": "malformed query string: bad percent-encoding or empty parameter name"} if {
 	not query_params(url_query(req.url))
+} else := {"error": if_none_exist_error(req)} if {
+	upper(req.method) == "POST"
+	if_none_exist_error(req)
 } else := c if {
 	c := interaction(upper(req.method), path_segments(req.url), query_params(url_query(req.url)), req)
 } else := {"error": concat("", [
@@ -274,10 +277,41 @@ type_interaction(m, t, params, _) := object.union(instance_interaction(m), {
 	count(params) > 0
 }
 
+# METADATA
+# title: if_none_exist
+# description: |
+#   The search of a conditional create: the If-None-Exist header (any case of the name), a string
+#   or a list of strings. Any non-empty value makes the create conditional; a value of another
+#   kind, or two different searches, is an error (the policy cannot know which the server runs).
 if_none_exist(req) := trim_prefix(v, "?") if {
-	v := object.get(object.get(req, "headers", {}), "if-none-exist", "")
-	is_string(v)
-	v != ""
+	not if_none_exist_error(req)
+	searches := if_none_exist_searches(req)
+	count(searches) == 1
+	some v in searches
+}
+
+if_none_exist_error(req) := "the If-None-Exist header must be a string or a list of strings" if {
+	some value in if_none_exist_values(req)
+	not header_value_ok(value)
+} else := "the If-None-Exist header must hold one search, not several" if {
+	count(if_none_exist_searches(req)) > 1
+}
+
+if_none_exist_values(req) := [value | some name, value in request_headers(req); lower(name) == "if-none-exist"]
+
+if_none_exist_searches(req) := {v | some value in if_none_exist_values(req); some v in fhir.as_list(value); v != ""}
+
+request_headers(req) := req.headers if is_object(req.headers)
+
+request_headers(req) := {} if not fhir.object_member(req, "headers")
+
+header_value_ok(v) if is_string(v)
+
+header_value_ok(v) if {
+	is_array(v)
+	every x in v {
+		is_string(x)
+	}
 }
 
 # System search and history cover the types named by _type, or every type.

@@ -148,3 +148,41 @@ test_operations_need_a_well_formed_name if {
 	classify("PUT", "$everything").error
 	classify("GET", "Patient/$x!").error
 }
+
+create_with(headers) := request.classify({"method": "POST", "url": "Observation", "headers": headers})
+
+# M3: the contract allows a header value as a string or a list of strings; header names in any case.
+test_if_none_exist_may_be_a_list_and_its_name_any_case if {
+	every h in [
+		{"if-none-exist": ["identifier=x"]},
+		{"If-None-Exist": "identifier=x"},
+		{"IF-NONE-EXIST": ["", "?identifier=x"]},
+		{"if-none-exist": "identifier=x", "If-None-Exist": ["identifier=x"]},
+	] {
+		c := create_with(h)
+		c.conditional
+		c.letters == ["c", "s"]
+		[p.name | some p in c.params] == ["identifier"]
+	}
+	every h in [{"if-none-exist": ""}, {"if-none-exist": []}, {"if-none-exist": ["", ""]}, {"x-other": "identifier=x"}] {
+		not create_with(h).conditional
+	}
+	request.classify({"method": "POST", "url": "Observation", "headers": "if-none-exist"}).conditional == false
+}
+
+test_if_none_exist_of_another_kind_or_with_two_searches_is_an_error if {
+	every h in [
+		{"if-none-exist": 1},
+		{"if-none-exist": null},
+		{"if-none-exist": false},
+		{"if-none-exist": {"identifier": "x"}},
+		{"if-none-exist": ["identifier=x", ["identifier=y"]]},
+		{"if-none-exist": ["identifier=x", "identifier=y"]},
+		{"if-none-exist": "identifier=x", "If-None-Exist": "identifier=y"},
+	] {
+		contains(create_with(h).error, "If-None-Exist")
+	}
+
+	# only a create runs the search: elsewhere the header is not looked at
+	request.classify({"method": "GET", "url": "Observation", "headers": {"if-none-exist": 1}}).interaction == "search-type"
+}

@@ -18,11 +18,12 @@ v1_permissions := {"read": ["r", "s"], "write": ["c", "u", "d"], "*": ["c", "r",
 
 v2_letters := ["c", "r", "u", "d", "s"]
 
-letter_rank := {l: i | some i, l in v2_letters}
-
 identity_scopes := {"openid", "fhirUser", "profile"}
 
 refresh_scopes := {"offline_access", "online_access"}
+
+# Scopes that are well-formed without being resource scopes, common enough to recognise in bulk.
+common_scopes := (identity_scopes | refresh_scopes) | {"launch", "launch/patient", "launch/encounter"}
 
 # METADATA
 # title: tokens
@@ -44,10 +45,12 @@ parse(t) := {"kind": "identity", "scope": t} if {
 	launch_scope(t)
 } else := {"kind": "extension", "scope": t} if {
 	extension_scope(t)
-} else := parse_resource_scope(t, context) if {
-	some context in contexts
-	startswith(t, concat("", [context, "/"]))
+} else := parse_resource_scope(t, context, trim_prefix(t, prefix)) if {
+	some prefix, context in context_prefixes
+	startswith(t, prefix)
 } else := invalid(t, "unrecognized scope: not a SMART resource, launch, identity or refresh scope, nor an extension (full URI or __ prefix)")
+
+context_prefixes := {"patient/": "patient", "user/": "user", "system/": "system"}
 
 launch_scope(t) if t == "launch"
 
@@ -64,49 +67,58 @@ extension_scope(t) if {
 
 invalid(t, why) := {"kind": "invalid", "scope": t, "error": why}
 
-parse_resource_scope(t, context) := invalid(t, "missing '.' between resource type and permissions") if {
-	not contains(scope_body(t, context), ".")
-} else := invalid(t, "more than one '.' in the resource part") if {
-	count(split(scope_body(t, context), ".")) > 2
-} else := invalid(t, unknown_type_message(scope_type(t, context))) if {
-	not known_type(scope_type(t, context))
-} else := invalid(t, "empty permissions") if {
-	scope_permission_text(t, context) == ""
-} else := invalid(t, "v1 permissions (read, write, *) take no query constraints") if {
-	v1_permissions[scope_permission_text(t, context)]
-	contains(t, "?")
-} else := resource_scope(t, context, "v1", v1_permissions[p], []) if {
-	p := scope_permission_text(t, context)
-	v1_permissions[p]
-} else := invalid(t, permission_message(scope_permission_text(t, context))) if {
-	not v2_permissions(scope_permission_text(t, context))
-} else := invalid(t, "malformed query constraint: expected ?param=value(&param=value)* with percent-encoding") if {
-	contains(t, "?")
-	not constraints(scope_query(t))
-} else := resource_scope(t, context, "v2", split(scope_permission_text(t, context), ""), scope_constraints(t))
+# `rest` is t without its context prefix: "<type>.<permissions>" and an optional "?<query>".
+# The pieces are computed once and handed on (each parse step used to split the token again).
+parse_resource_scope(t, context, rest) := resource_body(t, context, split(split(rest, "?")[0], "."))
 
-resource_scope(t, context, syntax, permissions, constraints) := {
+resource_body(t, context, parts) := invalid(t, "missing '.' between resource type and permissions") if {
+	count(parts) == 1
+} else := invalid(t, "more than one '.' in the resource part") if {
+	count(parts) > 2
+} else := invalid(t, unknown_type_message(parts[0])) if {
+	not known_type(parts[0])
+} else := resource_permissions(t, context, parts[0], parts[1])
+
+resource_permissions(t, _, _, "") := invalid(t, "empty permissions")
+
+resource_permissions(t, context, type, p) := v1_scope(t, context, type, v1_permissions[p]) if v1_permissions[p]
+
+resource_permissions(t, context, type, p) := v2_scope(t, context, type, p) if {
+	p != ""
+	not v1_permissions[p]
+}
+
+v1_scope(t, context, type, letters) := invalid(t, "v1 permissions (read, write, *) take no query constraints") if {
+	contains(t, "?")
+} else := resource_scope(t, context, type, "v1", letters, []) if {
+	not contains(t, "?")
+}
+
+v2_scope(t, context, type, p) := invalid(t, permission_message(p)) if {
+	not permissions[p] == "v2"
+} else := v2_constrained_scope(t, context, type, p, scope_query(t)) if {
+	contains(t, "?")
+} else := resource_scope(t, context, type, "v2", split(p, ""), [])
+
+v2_constrained_scope(t, context, type, p, query) := invalid(t, "malformed query constraint: expected ?param=value(&param=value)* with percent-encoding") if {
+	not constraints(query)
+} else := invalid(t, unsafe_value_message) if {
+	some c in constraints(query)
+	some v in c.values
+	not narrow_safe(v)
+} else := resource_scope(t, context, type, "v2", split(p, ""), constraints(query))
+
+resource_scope(t, context, type, syntax, permissions, constraints) := {
 	"kind": "resource",
 	"scope": t,
 	"context": context,
-	"type": scope_type(t, context),
+	"type": type,
 	"permissions": permissions,
 	"syntax": syntax,
 	"constraints": constraints,
 }
 
-# "<type>.<permissions>" without the context prefix and the query.
-scope_body(t, context) := split(substring(t, count(context) + 1, -1), "?")[0]
-
 scope_query(t) := substring(t, indexof(t, "?") + 1, -1)
-
-scope_constraints(t) := [] if not contains(t, "?")
-
-scope_constraints(t) := constraints(scope_query(t)) if contains(t, "?")
-
-scope_type(t, context) := split(scope_body(t, context), ".")[0]
-
-scope_permission_text(t, context) := split(scope_body(t, context), ".")[1]
 
 known_type("*")
 
@@ -114,28 +126,79 @@ known_type(t) if fhir.resource_type(t)
 
 unknown_type_message(t) := concat("", ["unknown resource type '", t, "' (FHIR type names are case-sensitive)"])
 
-# A v2 permission string: a non-empty subset of c, r, u, d, s in that order, each at most once.
-v2_permissions(p) if {
-	letters := split(p, "")
-	count(letters) > 0
-	every l in letters {
-		letter_rank[l] >= 0
-	}
-	every i in numbers.range(1, count(letters) - 1) {
-		letter_rank[letters[i]] > letter_rank[letters[i - 1]]
-	}
-}
-
-# numbers.range(1, 0) is [1, 0]: a single letter needs no order check.
-v2_permissions(p) if {
-	count(p) == 1
-	letter_rank[p] >= 0
-}
-
 permission_message(p) := concat("", [
 	"invalid permissions '", p,
 	"': expected read, write, * (v1) or a subset of c, r, u, d, s in that order without repeats (v2)",
 ])
+
+# A constraint value becomes a `narrow` value, which hosts append to a URL as it is. It may hold
+# only characters that mean the same whether a host percent-encodes them or not: letters, digits
+# and - . _ ~ ! $ ' ( ) * , / : ; @ | (a comma is escaped in `narrow`). Anything else — & = # % +
+# ? space, other ASCII punctuation, control or non-ASCII characters — could inject or cut off
+# parameters in a host that concatenates, so such a scope grants nothing.
+narrow_safe(v) if regex.match(`^[A-Za-z0-9._~!$'()*,/:;@|-]+$`, v)
+
+unsafe_value_message := concat("", [
+	"query constraint values may contain only letters, digits and - . _ ~ ! $ ' ( ) * , / : ; @ | ",
+	"after percent-decoding (anything else could be injected into the narrowed search)",
+])
+
+# Tables (data, generated by scripts/generate-policy-tables.mjs, checked by scope_test.rego):
+# heads["<context>/<type>"] = type for every context and known type; permissions[p] = "v1" or "v2"
+# for every well-formed permission string. Lookups into data cost nothing to set up, where a Rego
+# set literal is rebuilt on every evaluation.
+heads := data.scope.tables.heads
+
+permissions := data.scope.tables.permissions
+
+# METADATA
+# title: plain_resource_types
+# description: |
+#   position -> type for the tokens (an array, or an object position -> token) that are
+#   well-formed resource scopes without a query
+#   ("patient/*.rs", "user/Observation.read"): one split and two lookups each; parse agrees on them.
+#   Other tokens are left out (parse decides those).
+plain_resource_types(tokens) := {i: type |
+	h := heads
+	p := permissions
+	some i, t in tokens
+	[head, letters] := split(t, ".")
+	p[letters]
+	type := h[head]
+}
+
+# METADATA
+# title: constrained_resource_types
+# description: |
+#   position -> [type, query] for the tokens (an array, or an object position -> token) that are
+#   well-formed v2 resource scopes with a query that needs no decoding
+#   ("patient/Observation.rs?category=http://...|laboratory": one "?", name=value items, no "%",
+#   no ","), provided the queries are printable ASCII: the caller checks that for all of them at
+#   once. Then parse agrees on them. Other tokens are left out.
+constrained_resource_types(tokens) := {i: [type, query] |
+	h := heads
+	p := permissions
+	some i, t in tokens
+	[body, query] := split(t, "?")
+	[head, letters] := split(body, ".")
+	p[letters] == "v2"
+	type := h[head]
+	not contains(query, "%")
+	not contains(query, ",")
+	plain_query(query)
+}
+
+# One name=value item, or several joined by "&", each with exactly one "=" between non-empty parts.
+# Every value must also be safe to append as it is (narrow_safe), as parse demands.
+plain_query(q) if {
+	not contains(q, "&")
+	[name, value] := split(q, "=")
+	name != ""
+	narrow_safe(value)
+} else if {
+	items := split(q, "&")
+	count([1 | some item in items; [name, value] := split(item, "="); name != ""; narrow_safe(value)]) == count(items)
+}
 
 # METADATA
 # title: constraints

@@ -75,6 +75,37 @@ test_malformed_queries_are_invalid if {
 	}
 }
 
+# L8: constraint values become `narrow` values that hosts append to URLs as they are: a value that
+# could inject or cut off parameters makes the scope invalid.
+test_constraint_values_that_are_unsafe_in_a_url_make_the_scope_invalid if {
+	every q in [
+		"category=laboratory%26patient%3D999", "category=laboratory%23", "category=a%3Db", "category=a%25",
+		"category=a%2Bb", "category=a+b", "category=a%3Fb", "category=a%20b",
+		"category=%C3%A9", "category=a%5Cb", "category=a%22b", "category=a%3Cb",
+		"category=a%5Eb", "category=a%60b", "category=a%7Bb", "category=a%5Bb",
+		"category=ok,bad%26x",
+	] {
+		p := scope.parse(concat("", ["patient/Observation.rs?", q]))
+		p.kind == "invalid"
+		startswith(p.error, "query constraint values may contain only")
+	}
+
+	# Control characters are refused by percent-decoding itself.
+	every q in ["category=a%0Ab", "category=a%09b", "category=a%00b", "category=a%7Fb"] {
+		scope.parse(concat("", ["patient/Observation.rs?", q])).kind == "invalid"
+	}
+}
+
+test_constraint_values_of_real_tokens_are_safe if {
+	every q in [
+		"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+		"code=http%3A%2F%2Floinc.org%7C1234-5", "code=urn:oid:2.16.840.1.113883.6.1|1234-5",
+		"category=|laboratory", "status=final,amended", "code=a_b~c.d!$'()*;@", "category=a%5C,b",
+	] {
+		scope.parse(concat("", ["patient/Observation.rs?", q])).kind == "resource"
+	}
+}
+
 test_tokens_split_on_spaces_and_accept_arrays if {
 	scope.tokens("a  b ") == ["a", "b"]
 	scope.tokens(["a", 1, "b"]) == ["a", "b"]
@@ -96,4 +127,56 @@ test_parse_all_rejects_non_string_claims if {
 
 test_missing_dot_is_reported if {
 	contains(scope.parse("patient/Observation").error, "missing '.'")
+}
+
+# data.scope.tables is generated (scripts/generate-policy-tables.mjs); recomputed here.
+test_permission_table_is_v1_and_every_ordered_subset_of_cruds if {
+	letters := ["c", "r", "u", "d", "s"]
+	v2 := {concat("", [l | some i, l in letters; bits.and(mask, bits.lsh(1, 4 - i)) != 0]) | some mask in numbers.range(1, 31)}
+	count(v2) == 31
+	scope.permissions == object.union({"read": "v1", "write": "v1", "*": "v1"}, {p: "v2" | some p in v2})
+}
+
+test_heads_table_has_every_context_and_resource_type if {
+	types := {t | some t, _ in data.fhir.r4.resource_types} | {"*"}
+	scope.heads == {concat("/", [c, t]): t | some c in scope.contexts; some t in types}
+}
+
+# Tokens the cheap recognisers accept (grant.rego relies on them) and what parse says of them.
+quick_cases := [
+	"patient/*.rs", "user/*.cruds", "system/*.read", "patient/*.*", "user/*.write",
+	"patient/Observation.rs", "patient/Observation.read", "user/Observation.cud", "system/Condition.s",
+	"patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+	"patient/Observation.rs?category=laboratory&status=final",
+	"user/Condition.cruds?clinical-status=active&category=problem-list-item",
+]
+
+# Tokens they must leave to parse: malformed ones, and forms that need decoding or more checks.
+not_quick_cases := [
+	"patient/Observation", "patient/Observation.", "patient/Observation.sr", "patient/Observation.RS",
+	"patient/observation.rs", "Patient/Observation.rs", "patient/Foo.rs", "patient/Observation.rs.x",
+	"patient/Observation.read?category=x", "patient/Observation.rs?", "patient/Observation.rs?category",
+	"patient/Observation.rs?=x", "patient/Observation.rs?category=", "patient/Observation.rs?a=b&",
+	"patient/Observation.rs?a=b&&c=d", "patient/Observation.rs?code=%zz", "patient/Observation.rs?code=%C3%A9",
+	"patient/Observation.rs?status=final,amended", "patient/Observation.rs?code=a=b", "patient/Observation.rs?a=b?c=d",
+	"patient://x.rs", "launch/patient", "openid", "superuser", "",
+]
+
+test_quick_recognisers_agree_with_parse if {
+	plain := scope.plain_resource_types(quick_cases)
+	constrained := scope.constrained_resource_types(quick_cases)
+	every i, t in quick_cases {
+		p := scope.parse(t)
+		p.kind == "resource"
+		object.get(plain, i, object.get(constrained, [i, 0], null)) == p.type
+	}
+}
+
+test_quick_recognisers_leave_other_forms_to_parse if {
+	count(scope.plain_resource_types(not_quick_cases)) == 0
+	count(scope.constrained_resource_types(not_quick_cases)) == 0
+}
+
+test_constrained_recogniser_returns_the_query_for_the_printable_check if {
+	scope.constrained_resource_types(["user/Condition.rs?category=x|y"]) == {0: ["Condition", "category=x|y"]}
 }

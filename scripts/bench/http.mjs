@@ -29,6 +29,8 @@ function benchConfig(dir) {
   const config = parseYaml(DEFAULT_CONFIG_YAML);
   config.server = { ...config.server, listen: "127.0.0.1:0", body_limit: "16mb" };
   config.tokens.trust_forwarded_claims = true;
+  // The inputs are replayed at a fixed time (break-the-glass cases depend on it), as OPA sees them.
+  config.tokens.trust_forwarded_now = true;
   config.bundle = { source: BUNDLE, poll_interval_seconds: 0 };
   config.logging = { level: "warn", decisions: false, unmask: false };
   config.policy = {};

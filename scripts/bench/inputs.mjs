@@ -1,5 +1,6 @@
-// The benchmark's input mix: typical contract inputs (../shared/decision-contract.md), built the way
+// The benchmark's input mix: typical contract inputs (docs/contract.md), built the way
 // scripts/lib/vectors.mjs builds them. Deterministic: the same mix on every run and in every host.
+import { readFileSync } from "node:fs";
 import { VECTOR_NOW } from "../lib/vectors.mjs";
 
 export const NOW = VECTOR_NOW;
@@ -112,3 +113,70 @@ export function mix({ bundleEntries = 1000, batchEntries = 20 } = {}) {
 
 /** The weighted mix for throughput runs: mostly single reads and searches, as on a FHIR server. */
 export const WEIGHTS = { read: 40, search: 30, batch: 10, btg: 10, bundle: 10 };
+
+// --- Scope volume (issue 14): the same read with tokens of 6 to 300 scopes ---------------------
+
+const FHIR = JSON.parse(readFileSync(new URL("../../policies/fhir/r4/data.json", import.meta.url), "utf8"));
+/** Every resource type but Observation, so that the read below meets the same grants at every size. */
+const OTHER_TYPES = Object.keys(FHIR.resource_types)
+  .filter((t) => t !== "Observation")
+  .sort();
+/** The types with a `category` search parameter: where SMART granular scopes (?category=) apply. */
+const CATEGORY_TYPES = OTHER_TYPES.filter((t) => FHIR.search_params[t]?.category);
+const CATEGORY_CODES = [
+  "laboratory",
+  "vital-signs",
+  "social-history",
+  "problem-list-item",
+  "encounter-diagnosis",
+  "health-concern",
+  "clinical-note",
+  "sdoh",
+  "imaging",
+  "survey",
+];
+
+/** The first six scopes of every token: launch and identity scopes, and one v2, v1 and granular scope. */
+export const SCOPE_VOLUME_BASE = [
+  "launch/patient",
+  "openid",
+  "fhirUser",
+  "patient/Observation.rs",
+  "user/Practitioner.read",
+  "patient/Condition.rs?category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item",
+];
+
+/**
+ * A scope claim of `n` scopes: SCOPE_VOLUME_BASE, then scopes on every other resource type in turn,
+ * 40 % v2 (patient/T.rs, user/T.rs), 40 % v1 (user/T.read, patient/T.read) and 20 % granular
+ * (patient/T.rs?category=<system>|<code>, on the types that have a category).
+ */
+export function scopeVolumeClaim(n) {
+  const scopes = SCOPE_VOLUME_BASE.slice(0, n);
+  for (let i = 0, g = 0; scopes.length < n; i++) {
+    const type = OTHER_TYPES[i % OTHER_TYPES.length];
+    const kind = (i + Math.floor(i / OTHER_TYPES.length)) % 5;
+    if (kind === 4) {
+      const ct = CATEGORY_TYPES[g % CATEGORY_TYPES.length];
+      const code = CATEGORY_CODES[Math.floor(g / CATEGORY_TYPES.length) % CATEGORY_CODES.length];
+      const kebab = ct.replace(/[a-z][A-Z]/g, (m) => `${m[0]}-${m[1]}`).toLowerCase();
+      scopes.push(
+        `patient/${ct}.rs?category=http://terminology.hl7.org/CodeSystem/${kebab}-category|${code}`,
+      );
+      g++;
+    } else {
+      scopes.push(
+        `${["patient", "user", "user", "patient"][kind]}/${type}.${["rs", "read", "rs", "read"][kind]}`,
+      );
+    }
+  }
+  return scopes.join(" ");
+}
+
+/** The practitioner's read of Observation/o1 (mix().read) with a token of `n` scopes. */
+export function scopeVolumeRead(n) {
+  const read = mix().read;
+  return { ...read, claims: { ...read.claims, scope: scopeVolumeClaim(n) } };
+}
+
+export const SCOPE_VOLUMES = [6, 30, 60, 150, 300];

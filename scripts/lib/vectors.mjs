@@ -1,5 +1,6 @@
-// Turns conformance vectors (../shared/vectors format, and the project's own under test/vectors/)
-// into decision-contract input documents. Shared by vitest, the parity runner and the benchmarks.
+// Turns the conformance vectors (test/vectors/: the public set in public/, the project's own beside it;
+// format in test/vectors/README.md) into decision-contract input documents. Shared by vitest, the
+// parity runner and the benchmarks.
 import { readFileSync, readdirSync, existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,13 +10,12 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** A fixed clock so every host sees the same input. */
 export const VECTOR_NOW = "2026-11-22T10:00:00Z";
 
-export function sharedVectorsPath() {
-  return process.env.SMART_AUTHZ_VECTORS ?? resolve(root, "..", "shared", "vectors", "spec-vectors.json");
-}
+/** The public conformance set, kept in the repository unchanged (test/vectors/public/README.md). */
+export const PUBLIC_VECTORS = join(root, "test", "vectors", "public", "spec-vectors.json");
 
-/** Public vectors plus every JSON file under test/vectors/ (each an array of cases). */
+/** The public vectors (source "public") plus every JSON file directly under test/vectors/ (each an array of cases). */
 export function loadVectors({ includeOwn = true } = {}) {
-  const cases = JSON.parse(readFileSync(sharedVectorsPath(), "utf8")).map((c) => ({
+  const cases = JSON.parse(readFileSync(PUBLIC_VECTORS, "utf8")).map((c) => ({
     ...c,
     source: "public",
   }));

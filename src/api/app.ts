@@ -8,18 +8,28 @@ import { join } from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { describeError } from "../core/errors.js";
 import { PACKAGE_ROOT } from "../ops/default-config.js";
-import { HttpError, sendError, toHttpError, type AppContext } from "./context.js";
+import { HttpError, sendError, toHttpError, type ApiContext, type AppContext } from "./context.js";
 import { handleData } from "./data-api.js";
 import { handleDecision } from "./decision-api.js";
+import { sendErrorOutcome, wantsOutcomeBody } from "./outcome-body.js";
+import { PARTIAL_BODY_HEADER } from "./gateway-request.js";
+import { handleHealth } from "./health.js";
+import { TimeoutLimiter } from "./rate-limit.js";
+import { requestLogger } from "./request-log.js";
 
 export type { AppContext } from "./context.js";
 
-export function createApp(ctx: AppContext): express.Express {
+export function createApp(appContext: AppContext): express.Express {
+  const ctx: ApiContext = {
+    ...appContext,
+    limiter: new TimeoutLimiter(appContext.config.limits.policyTimeouts),
+  };
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
   app.set("query parser", "simple");
 
+  app.use(requestLogger(ctx.logger, ctx.config.logging.requests));
   app.use((req, res, next) => {
     ctx.metrics.inFlight.inc();
     res.on("close", () => ctx.metrics.inFlight.dec());
@@ -32,18 +42,26 @@ export function createApp(ctx: AppContext): express.Express {
     strict: false,
   });
 
+  // A POST _search form body is read as text: the policy parses it like a query string.
+  const form = express.text({
+    limit: ctx.config.server.bodyLimitBytes,
+    type: "application/x-www-form-urlencoded",
+  });
+  // A body the gateway cut short is not read at all (the decision refuses it).
+  const gatewayBody = (req: Request, res: Response, next: NextFunction) => {
+    if (req.get(PARTIAL_BODY_HEADER)?.trim().toLowerCase() === "true") return next();
+    json(req, res, (err?: unknown) => (err ? next(err) : form(req, res, next)));
+  };
+  // OPA reads the Data API's body as JSON whatever its Content-Type.
+  const anyText = express.text({ limit: ctx.config.server.bodyLimitBytes, type: () => true });
+
   app.post("/v1/decision", json, (req, res) => handleDecision(ctx, req, res, "decision"));
   app.post("/v1/filter", json, (req, res) => handleDecision(ctx, req, res, "filter"));
-  app.all("/v1/gateway{/*path}", json, (req, res) => handleDecision(ctx, req, res, "gateway"));
-  app.post("/v1/data{/*path}", json, (req, res) => handleData(ctx, req, res));
+  app.all("/v1/gateway{/*path}", gatewayBody, (req, res) => handleDecision(ctx, req, res, "gateway"));
+  app.get("/v1/data{/*path}", (req, res) => handleData(ctx, req, res));
+  app.post("/v1/data{/*path}", anyText, (req, res) => handleData(ctx, req, res));
 
-  app.get("/health", (req, res) => {
-    if (!ctx.evaluator.revision()) {
-      res.status(500).json({ error: "unable to perform evaluation: no policy bundle is active" });
-      return;
-    }
-    res.status(200).json({});
-  });
+  app.get("/health", (req, res) => handleHealth(ctx, req, res));
   app.get("/ready", (_req, res) => {
     const ready = ctx.evaluator.revision() !== undefined && !ctx.shuttingDown();
     res.status(ready ? 200 : 503).json({
@@ -111,7 +129,7 @@ export function createApp(ctx: AppContext): express.Express {
     ctx.metrics.errors.inc({ kind: "not_found" });
     sendError(res, new HttpError(404, "resource_not_found", `no route for ${req.method} ${req.path}`));
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const httpError = toHttpError(err);
     ctx.metrics.errors.inc({ kind: httpError.status >= 500 ? "internal" : "bad_request" });
     if (httpError.status >= 500) ctx.logger.error({ err: describeError(err) }, "request failed");
@@ -119,7 +137,8 @@ export function createApp(ctx: AppContext): express.Express {
       res.end();
       return;
     }
-    sendError(res, httpError);
+    if (wantsOutcomeBody(req)) sendErrorOutcome(res, httpError);
+    else sendError(res, httpError);
   });
   return app;
 }

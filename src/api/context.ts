@@ -12,6 +12,7 @@ import type { Metrics } from "../ops/metrics.js";
 import type { BundleStatus } from "../policy/bundle-source.js";
 import type { DataDocumentStatus } from "../policy/data-document.js";
 import type { Evaluator } from "../policy/evaluator.js";
+import type { TimeoutLimiter } from "./rate-limit.js";
 
 export interface AppContext {
   config: Config;
@@ -26,6 +27,11 @@ export interface AppContext {
   version: string;
   /** Where audit obligations are written; without it, a decision that must be audited is refused. */
   audit?: AuditLog;
+}
+
+/** What the API handlers share: the service context and the per-client timeout rate limit. */
+export interface ApiContext extends AppContext {
+  limiter: TimeoutLimiter;
 }
 
 export class HttpError extends Error {

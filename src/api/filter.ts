@@ -1,8 +1,9 @@
 /**
- * Applies a decision's `drop` list to a FHIR response. The policy decides what to release; this
- * only removes what it says and makes sure the result does not leak what was removed: a searchset
- * Bundle's `total` counts what remains, and paging links (which would let a client walk past the
- * filter) are removed once anything was dropped. A dropped single resource becomes a 404.
+ * Applies a decision's `keep`/`drop` lists to a FHIR response. The policy decides what to release;
+ * this releases only what it lists in `keep` and does not drop, and makes sure the result does not
+ * leak what was removed: a searchset Bundle's `total` counts what remains, and paging links (which
+ * would let a client walk past the filter) are removed once anything was removed. A single resource
+ * that is not released becomes a 404.
  */
 import type { Decision } from "../core/contract.js";
 
@@ -32,8 +33,11 @@ interface FhirBundle {
 
 /**
  * Filters `response` by `decision.drop` (entries by `index` into `response.entry`, or by `ref`;
- * index -1 or the resource's own ref for a single resource). Pure: the input is not modified.
- * A decision that is not allow/filter releases nothing.
+ * index -1 or the resource's own ref for a single resource) and `decision.keep`: an entry is
+ * released only when its ref (`Type/id`, or `entry[i]` for an entry without a resource or id;
+ * `entry[-1]` for a single resource without one) is listed in `keep` and it is not dropped, so an
+ * entry the policy did not check is never released. Pure: the input is not modified. A decision
+ * that is not allow/filter releases nothing.
  */
 export function applyFilter(decision: Decision, response: unknown): FilterResult {
   if (decision.decision !== "allow" && decision.decision !== "filter") {
@@ -49,21 +53,40 @@ export function applyFilter(decision: Decision, response: unknown): FilterResult
     if (typeof index === "number" && Number.isInteger(index)) dropIndexes.add(index);
     else if (typeof ref === "string") dropRefs.add(ref);
   }
+  const keep = new Set(
+    Array.isArray(decision.keep) ? (decision.keep as unknown[]).filter((k) => typeof k === "string") : [],
+  );
+  const released = (resource: unknown, index: number): boolean => {
+    const ref = refOf(resource);
+    if (dropIndexes.has(index) || (ref !== undefined && dropRefs.has(ref))) return false;
+    return keep.has(ref ?? `entry[${index}]`);
+  };
 
   if (!isBundle(response)) {
-    const ref = refOf(response);
-    const dropped = dropIndexes.has(-1) || (ref !== undefined && dropRefs.has(ref));
-    if (dropped)
-      return { status: 404, response: notFound(`${ref ?? "the resource"} is not available`), dropped: 1 };
+    if (!released(response, -1))
+      return {
+        status: 404,
+        response: notFound(`${refOf(response) ?? "the resource"} is not available`),
+        dropped: 1,
+      };
     return { status: 200, response, dropped: 0 };
   }
 
-  const entries = Array.isArray(response.entry) ? response.entry : [];
+  if (response.entry != null && !Array.isArray(response.entry)) {
+    const diagnostics = "the response Bundle's entry is not a list, so its entries cannot be checked";
+    return {
+      status: 500,
+      response: {
+        resourceType: "OperationOutcome",
+        issue: [{ severity: "error", code: "exception", diagnostics }],
+      },
+      dropped: 0,
+    };
+  }
+  const entries = response.entry ?? [];
   const kept: BundleEntry[] = [];
   entries.forEach((entry, i) => {
-    const ref = refOf(entry?.resource);
-    if (dropIndexes.has(i) || (ref !== undefined && dropRefs.has(ref))) return;
-    kept.push(entry);
+    if (released(entry?.resource, i)) kept.push(entry);
   });
   const dropped = entries.length - kept.length;
   if (dropped === 0 && decision.decision === "allow") return { status: 200, response, dropped: 0 };

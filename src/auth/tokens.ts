@@ -183,12 +183,12 @@ function inspect(token: string): { header: JWSHeaderParameters; unverified: JWTP
     throw new TokenError("token-algorithm-not-allowed", "unsigned tokens (alg none) are never accepted");
   if (header.crit !== undefined) {
     const unknown = Array.isArray(header.crit)
-      ? header.crit.filter((c) => !UNDERSTOOD_CRIT[c])
+      ? header.crit.filter((c) => typeof c !== "string" || !Object.hasOwn(UNDERSTOOD_CRIT, c))
       : ["(invalid crit)"];
     if (unknown.length > 0) {
       throw new TokenError(
         "token-header-unsupported",
-        `the token marks header parameters critical that are not understood: ${unknown.join(", ")}`,
+        `the token marks header parameters critical that are not understood: ${unknown.map((c) => (typeof c === "string" ? c : JSON.stringify(c))).join(", ")}`,
       );
     }
   }

@@ -19,7 +19,7 @@ export const DEFAULT_CONFIG_YAML = `# smart-authz embedded default config.
 # !!! DEMO ONLY: the issuer below is verified with a key pair whose PRIVATE half is published in
 # !!! the smart-authz repository (src/auth/demo-keys.ts). Anyone can mint tokens for it. Never deploy this.
 server:
-  listen: "127.0.0.1:8181"
+  listen: "127.0.0.1:8282"
   body_limit: 1mb
   shutdown_grace_seconds: 10
 

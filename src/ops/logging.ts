@@ -52,6 +52,8 @@ export interface DecisionLogEntry {
   url?: string;
   claims?: Record<string, unknown>;
   tokenReason?: string;
+  /** The caller's X-Request-Id (a gateway's), when it is a plain token: ties the log to the gateway's. */
+  requestId?: string;
 }
 
 /** One line per decision. Without `unmask`, only non-identifying fields are written. */
@@ -71,6 +73,7 @@ export function logDecision(logger: Logger, config: LoggingConfig, entry: Decisi
     resource_type: entry.url !== undefined ? resourceType(entry.url) : undefined,
     token_reason: entry.tokenReason,
     obligations: Array.isArray(d.obligations) ? d.obligations.map((o) => o.type) : undefined,
+    request_id: entry.requestId,
   };
   if (config.unmask) {
     line.unmasked = { url: entry.url, claims: entry.claims };

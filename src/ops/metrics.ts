@@ -15,6 +15,8 @@ export interface Metrics {
   bundleFailures: Counter;
   bundleLoadedAt: Gauge;
   inFlight: Gauge;
+  policyTimeouts: Counter;
+  rateLimited: Counter<"endpoint">;
   /** The enforcing proxy: requests answered, by interaction and status class (2xx, 4xx, …). */
   proxyRequests: Counter<"interaction" | "status">;
   /** The enforcing proxy: time the FHIR server took per request, by outcome (the status class, or the failure). */
@@ -77,6 +79,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     help: "HTTP requests being handled.",
     registers: [registry],
   });
+  const policyTimeouts = new Counter({
+    name: "smart_authz_policy_timeouts_total",
+    help: "Evaluations stopped at their deadline (the worker was replaced; the caller got a policy-timeout deny).",
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: "smart_authz_rate_limited_total",
+    help: "Requests refused with 429 because their client ran into the evaluation deadline too often.",
+    labelNames: ["endpoint"] as const,
+    registers: [registry],
+  });
   const proxyRequests = new Counter({
     name: "smart_authz_proxy_requests_total",
     help: "Requests the enforcing proxy answered, by FHIR interaction and status class.",
@@ -103,6 +116,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     bundleFailures,
     bundleLoadedAt,
     inFlight,
+    policyTimeouts,
+    rateLimited,
     setRevision(revision: string) {
       bundleInfo.reset();
       bundleInfo.set({ revision }, 1);

@@ -41,6 +41,14 @@ export class BundleVerifier {
   }
 
   async verify(files: Map<string, Uint8Array>, origin: string): Promise<void> {
+    await this.verifiedSigner(files, origin);
+  }
+
+  /** Verifies like `verify` and says what signed it: the key id the signature names (if any) and its scope. */
+  async verifiedSigner(
+    files: Map<string, Uint8Array>,
+    origin: string,
+  ): Promise<{ keyId: string | undefined; scope: string }> {
     const fail = (message: string): never => {
       throw new SmartAuthzError("BUNDLE_SIGNATURE_INVALID", `${origin}: ${message}`);
     };
@@ -121,6 +129,7 @@ export class BundleVerifier {
     }
     if (signed.size > 0)
       fail(`file(s) ${[...signed.keys()].join(", ")} are signed but missing from the bundle`);
+    return { keyId: kid, scope };
   }
 }
 

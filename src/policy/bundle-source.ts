@@ -29,7 +29,8 @@ export interface BundleListener {
   unchanged?(): void;
 }
 
-const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
+/** The largest bundle download (also what `check-config --fetch` allows). */
+export const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
 
 export class BundleSource {
   private engine: PolicyEngine | undefined;

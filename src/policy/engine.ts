@@ -25,6 +25,9 @@ export const HOST_BUILTINS: Record<string, (...args: unknown[]) => unknown> = {}
  * 4,000-entry Bundle filter took ~5 s growing to 210 MiB, 0.27 s with the memory already there
  * (docs/benchmarks.md). Untouched pages are only reserved address space, not resident memory.
  */
+/** The JSON text `evaluateJson` takes for an evaluation without input. */
+export const NO_INPUT = "";
+
 export const DEFAULT_MEMORY = { initial: 4096, maximum: 4096 } as const;
 
 export interface EngineOptions {
@@ -139,8 +142,15 @@ export class PolicyEngine {
     };
   }
 
-  /** Evaluates any entrypoint; throws SmartAuthzError on failure. Input must be an object. */
+  /**
+   * Evaluates any entrypoint; throws SmartAuthzError on failure. Input must be an object, or
+   * undefined for an evaluation without input (as OPA's Data API without `input`).
+   */
   evaluate(entrypoint: string, input: unknown): unknown {
+    if (input === undefined) {
+      const text = this.evaluateJson(entrypoint, NO_INPUT);
+      return text === undefined ? undefined : JSON.parse(text);
+    }
     if (typeof input !== "object" || input === null || Array.isArray(input)) {
       throw new SmartAuthzError("INPUT_INVALID", "input must be a JSON object");
     }
@@ -180,15 +190,17 @@ export class PolicyEngine {
    * Evaluates any entrypoint with input that is already JSON text (a JSON object) and returns the
    * result as JSON text, undefined when the policy gives no result. No JSON.stringify or JSON.parse
    * in JavaScript: the text is written straight into WASM memory and the result read straight out.
-   * Throws SmartAuthzError on failure.
+   * Throws SmartAuthzError on failure. `NO_INPUT` ("") evaluates without input.
    */
   evaluateJson(entrypoint: string, json: string): string | undefined {
-    if (!json.trimStart().startsWith("{")) {
+    const withInput = json !== NO_INPUT;
+    if (withInput && !json.trimStart().startsWith("{")) {
       throw new SmartAuthzError("INPUT_INVALID", "input must be a JSON object");
     }
-    assertWellFormed(json);
+    if (withInput) assertWellFormed(json);
     const opaEval = this.opaEval;
     if (!opaEval) {
+      if (!withInput) return this.evaluateWithoutInput(entrypoint);
       const result = this.evaluate(entrypoint, JSON.parse(json) as unknown);
       return result === undefined ? undefined : JSON.stringify(result);
     }
@@ -203,12 +215,14 @@ export class PolicyEngine {
     let text: string;
     try {
       const mem = raw.mem;
-      const inputAddr = raw.dataHeapPtr;
+      const heapAddr = raw.dataHeapPtr;
       const inputLen = Buffer.byteLength(json, "utf8");
-      const delta = inputAddr + inputLen - mem.buffer.byteLength;
+      const delta = heapAddr + inputLen - mem.buffer.byteLength;
       if (delta > 0) mem.grow(Math.ceil(delta / WASM_PAGE));
-      Buffer.from(mem.buffer, inputAddr, inputLen).write(json, 0, inputLen, "utf8");
-      const addr = opaEval(0, id, raw.dataAddr, inputAddr, inputLen, inputAddr + inputLen, 0);
+      Buffer.from(mem.buffer, heapAddr, inputLen).write(json, 0, inputLen, "utf8");
+      // Without input, opa_eval takes address 0 and length 0 (as opa-wasm's own evaluate does).
+      const inputAddr = withInput ? heapAddr : 0;
+      const addr = opaEval(0, id, raw.dataAddr, inputAddr, inputLen, heapAddr + inputLen, 0);
       const out = Buffer.from(mem.buffer);
       const end = out.indexOf(0, addr);
       text = out.toString("utf8", addr, end < 0 ? out.length : end);
@@ -219,6 +233,21 @@ export class PolicyEngine {
       );
     }
     return unwrapResultSet(text);
+  }
+
+  private evaluateWithoutInput(entrypoint: string): string | undefined {
+    let resultSet: unknown;
+    try {
+      resultSet = this.policy.evaluate(undefined, entrypoint);
+    } catch (err) {
+      throw new SmartAuthzError(
+        "POLICY_EVALUATION_FAILED",
+        `policy evaluation failed: ${describeError(err)}`,
+      );
+    }
+    if (!Array.isArray(resultSet) || resultSet.length !== 1) return undefined;
+    const result = (resultSet[0] as { result?: unknown }).result;
+    return result === undefined ? undefined : JSON.stringify(result);
   }
 
   /** The decision for a contract input. Never throws: every failure is a deny. */

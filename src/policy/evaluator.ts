@@ -12,6 +12,7 @@ import type { PolicyEngine } from "./engine.js";
  */
 export interface Evaluator {
   decide(input: DecisionInput): Promise<{ decision: Decision; revision: string | undefined }>;
+  /** Any entrypoint; `input` is an object, or undefined to evaluate without input. */
   evaluate(entrypoint: string, input: unknown): Promise<{ result: unknown; revision: string | undefined }>;
   entrypoints(): readonly string[];
   revision(): string | undefined;

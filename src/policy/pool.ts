@@ -25,7 +25,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker, type ResourceLimits } from "node:worker_threads";
 import { failClosed, type Decision, type DecisionInput } from "../core/contract.js";
-import { assertWellFormed, parseDecision, type EngineInit, type PolicyEngine } from "./engine.js";
+import { NO_INPUT, assertWellFormed, parseDecision, type EngineInit, type PolicyEngine } from "./engine.js";
 import { SmartAuthzError, describeError, type ErrorCode } from "../core/errors.js";
 import type { Evaluator } from "./evaluator.js";
 import type { WorkerHello, WorkerInit, WorkerReply, WorkerRequest } from "./pool-worker.js";
@@ -267,7 +267,7 @@ export class PolicyPool implements Evaluator {
   }
 
   /**
-   * Any entrypoint, object input. Rejects with SmartAuthzError when evaluation fails, and with a
+   * Any entrypoint, object input (undefined: none). Rejects with SmartAuthzError when evaluation fails, and with a
    * PoolError (carrying `status` and `reason`) on timeout, overload, or when no bundle is active.
    */
   async evaluate(
@@ -278,10 +278,11 @@ export class PolicyPool implements Evaluator {
     if (this.mode === "inline" && gen && !this.closed) {
       return { result: gen.engine.evaluate(entrypoint, input), revision: gen.revision };
     }
-    if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    if (input !== undefined && (typeof input !== "object" || input === null || Array.isArray(input))) {
       throw new SmartAuthzError("INPUT_INVALID", "input must be a JSON object");
     }
-    const { text, revision } = await this.evaluateJson(entrypoint, JSON.stringify(input));
+    const json = input === undefined ? NO_INPUT : JSON.stringify(input);
+    const { text, revision } = await this.evaluateJson(entrypoint, json);
     return { result: text === undefined ? undefined : (JSON.parse(text) as unknown), revision };
   }
 

@@ -11,6 +11,8 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { TokenError } from "../auth/tokens.js";
 import { describeError } from "../core/errors.js";
 import type { AppContext } from "../api/context.js";
+import { boundsDenial, checkRequestBounds } from "../api/limits.js";
+import { clientKey, rateLimitDenial, retryAfterSeconds } from "../api/rate-limit.js";
 import { handleBatch } from "./batch.js";
 import { type Exchange, type ProxyRuntime, decisionRequest, upstreamFailure } from "./exchange.js";
 import { handleConditional, handleCreate, handleRead, handleWrite } from "./instance.js";
@@ -166,9 +168,22 @@ async function handle(
     contentType,
     client,
   };
+  // A client whose requests keep running into the policy's deadline waits (limits.policy_timeouts).
+  const waitMs = rt.decider.limiter.retryAfterMs(clientKey(ex.claims, undefined));
+  if (waitMs > 0) {
+    ctx.metrics.rateLimited.inc({ endpoint: "proxy" });
+    return {
+      ...denial(rateLimitDenial(waitMs)),
+      headers: { "retry-after": String(retryAfterSeconds(waitMs)) },
+    };
+  }
   if (interaction.kind === "page") return handlePage(rt, ex);
 
-  const decision = await rt.decider.decide(ex.claims, decisionRequest(ex));
+  const request = decisionRequest(ex);
+  // Requests beyond the bounds the policy is evaluated within are refused before it runs (limits.*).
+  const violation = checkRequestBounds(request, ctx.config.limits);
+  if (violation) return denial(boundsDenial(violation));
+  const decision = await rt.decider.decide(ex.claims, request, { requestId: ex.client.requestId });
   if (decision.decision === "deny") return denial(decision);
   return dispatch(rt, ex, interaction, decision);
 }

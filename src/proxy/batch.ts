@@ -280,7 +280,10 @@ async function prepareInstanceWrite(
   ) {
     throw new ProxyError(502, "exception", `the stored ${i.type}/${i.id} could not be read for the check`);
   }
-  const checked = await rt.decider.decide(ex.claims, request, { resource: stored.json });
+  const checked = await rt.decider.decide(ex.claims, request, {
+    resource: stored.json,
+    requestId: ex.client.requestId,
+  });
   if (checked.decision === "deny") return { refused: denial(checked) };
   if (checked.decision !== "allow")
     throw new ProxyError(

@@ -8,16 +8,24 @@ import { performance } from "node:perf_hooks";
 import type { Decision, DecisionInput } from "../core/contract.js";
 import { logDecision } from "../ops/logging.js";
 import { carryOutAudit, type AppContext } from "../api/context.js";
+import { TimeoutLimiter, clientKey, isPolicyTimeout } from "../api/rate-limit.js";
 
 export type Claims = Record<string, unknown>;
 
 export interface DecideExtras {
   resource?: unknown;
   response?: unknown;
+  /** The request id the proxy answers with (X-Request-Id): ties the decision log to the request log. */
+  requestId?: string;
 }
 
 export class Decider {
-  constructor(private readonly ctx: AppContext) {}
+  /** The per-client budget of evaluations that run into the policy's deadline (limits.policy_timeouts). */
+  readonly limiter: TimeoutLimiter;
+
+  constructor(private readonly ctx: AppContext) {
+    this.limiter = new TimeoutLimiter(ctx.config.limits.policyTimeouts);
+  }
 
   async decide(
     claims: Claims,
@@ -30,6 +38,7 @@ export class Decider {
     if (extras.resource !== undefined) input.resource = extras.resource;
     if (extras.response !== undefined) input.response = extras.response;
     const evaluated = await this.ctx.evaluator.decide(input);
+    if (isPolicyTimeout(evaluated.decision)) this.limiter.recordTimeout(clientKey(claims, undefined));
     const decision = await carryOutAudit(this.ctx, evaluated.decision, decisionId);
     const latencyMs = performance.now() - started;
     this.ctx.metrics.decisions.inc({ endpoint: "proxy", outcome: decision.decision });
@@ -45,6 +54,7 @@ export class Decider {
       method: request.method,
       url: request.url,
       claims,
+      ...(extras.requestId !== undefined ? { requestId: extras.requestId } : {}),
     });
     return decision;
   }

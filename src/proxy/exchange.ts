@@ -76,7 +76,7 @@ export function decisionRequest(ex: Exchange): DecisionInput["request"] {
 }
 
 export function checkerOf(rt: ProxyRuntime, ex: Exchange): Checker {
-  return { decider: rt.decider, claims: ex.claims };
+  return { decider: rt.decider, claims: ex.claims, requestId: ex.client.requestId };
 }
 
 /** Client headers that are passed to the server for an interaction (everything else is dropped). */

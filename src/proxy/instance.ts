@@ -153,7 +153,10 @@ export async function handleWrite(
   const resource = stored.json;
   if (!isObject(resource) || resource.resourceType !== i.type || resource.id !== i.id)
     throw new ProxyError(502, "exception", "the FHIR server answered a read with another resource");
-  const checked = await rt.decider.decide(ex.claims, decisionRequest(ex), { resource });
+  const checked = await rt.decider.decide(ex.claims, decisionRequest(ex), {
+    resource,
+    requestId: ex.client.requestId,
+  });
   if (checked.decision === "deny") return denial(checked);
   if (checked.decision !== "allow") {
     throw new ProxyError(
@@ -383,7 +386,9 @@ export async function handleConditional(
     body: kind === "update" && isObject(ex.body) ? { ...ex.body, id: match.id } : ex.body,
   };
   const instanceRequest: DecisionInput["request"] = decisionRequest(asInstance);
-  const instanceDecision = await rt.decider.decide(ex.claims, instanceRequest);
+  const instanceDecision = await rt.decider.decide(ex.claims, instanceRequest, {
+    requestId: ex.client.requestId,
+  });
   if (instanceDecision.decision === "deny") return denial(instanceDecision);
   return handleWrite(rt, asInstance, { kind, type: i.type, id: match.id }, instanceDecision);
 }

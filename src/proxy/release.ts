@@ -14,6 +14,7 @@ import { ProxyError, denial, notFound, type ProxyAnswer } from "./outcome.js";
 export interface Checker {
   decider: Decider;
   claims: Claims;
+  requestId: string;
 }
 
 type Json = Record<string, unknown>;
@@ -51,7 +52,10 @@ export async function releaseBundle(
   const prepared: Json = { ...bundle };
   if (bundle.entry !== undefined) prepared.entry = checkable;
   if (checkable.length === 0) return { ok: true, value: prepared, dropped: preDropped };
-  const d = await checker.decider.decide(checker.claims, request, { response: prepared });
+  const d = await checker.decider.decide(checker.claims, request, {
+    response: prepared,
+    requestId: checker.requestId,
+  });
   if (d.decision === "deny") return { ok: false, answer: denial(d) };
   const filtered = applyFilter(d, prepared);
   if (filtered.status !== 200 || !isBundle(filtered.response)) return { ok: false, answer: notFound() };
@@ -81,17 +85,20 @@ export async function releaseResource(
   if (resource.resourceType === "OperationOutcome") return { ok: true, value: resource, dropped: 0 };
   if (resource.resourceType === "Parameters") return releaseParameters(checker, request, resource);
   if (resource.resourceType === "Bundle") {
-    const d = await checker.decider.decide(checker.claims, request);
+    const d = await checker.decider.decide(checker.claims, request, { requestId: checker.requestId });
     if (d.decision === "deny") return { ok: false, answer: denial(d) };
     return releaseBundle(checker, request, resource, d);
   }
   if (typeof resource.id === "string") {
     const read = readRequest ?? { method: "GET", url: `${resource.resourceType}/${resource.id}` };
-    const d = await checker.decider.decide(checker.claims, read, { resource });
+    const d = await checker.decider.decide(checker.claims, read, { resource, requestId: checker.requestId });
     if (d.decision === "allow") return { ok: true, value: resource, dropped: 0 };
     return { ok: false, answer: d.decision === "deny" ? denial(d) : notFound() };
   }
-  const d = await checker.decider.decide(checker.claims, request, { response: resource });
+  const d = await checker.decider.decide(checker.claims, request, {
+    response: resource,
+    requestId: checker.requestId,
+  });
   if (d.decision === "deny") return { ok: false, answer: denial(d) };
   const filtered = applyFilter(d, resource);
   return filtered.status === 200
@@ -125,7 +132,10 @@ async function releaseParameters(
     type: "collection",
     entry: embedded.map((resource) => ({ resource })),
   };
-  const d = await checker.decider.decide(checker.claims, request, { response: collection });
+  const d = await checker.decider.decide(checker.claims, request, {
+    response: collection,
+    requestId: checker.requestId,
+  });
   if (d.decision === "deny") return { ok: false, answer: denial(d) };
   const dropped = new Set<Json>();
   for (const x of d.drop ?? []) {

@@ -214,7 +214,7 @@ export async function handlePage(rt: ProxyRuntime, ex: Exchange): Promise<ProxyA
   };
   if (payload.request.body !== undefined) request.body = payload.request.body;
   // Decided again: the token may have lost rights since the first page.
-  const decision = await rt.decider.decide(ex.claims, request);
+  const decision = await rt.decider.decide(ex.claims, request, { requestId: ex.client.requestId });
   if (decision.decision === "deny") return denial(decision);
   if (narrowFingerprint(decision.narrow) !== payload.narrow) {
     throw new ProxyError(

@@ -40,7 +40,17 @@ export async function startProxy(ctx: AppContext, config: ProxyConfig): Promise<
     decider: new Decider(ctx),
     logger: ctx.logger,
   };
-  const server = createServer(createProxyApp(ctx, runtime));
+  // The same request clocks and connection cap as the sidecar's listener (server.*): a slow
+  // client cannot hold a socket, and the proxy's own connections are bounded too.
+  const server = createServer(
+    {
+      headersTimeout: ctx.config.server.headersTimeoutMs,
+      requestTimeout: ctx.config.server.requestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    createProxyApp(ctx, runtime),
+  );
+  server.maxConnections = ctx.config.server.maxConnections;
   // A response finished during shutdown closes its connection, so keep-alive clients cannot hold the drain open.
   server.on("request", (req, res) => {
     res.on("finish", () => {
@@ -48,7 +58,6 @@ export async function startProxy(ctx: AppContext, config: ProxyConfig): Promise<
     });
   });
   server.keepAliveTimeout = ctx.config.server.keepAliveTimeoutMs;
-  server.headersTimeout = ctx.config.server.keepAliveTimeoutMs + 1000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err) =>
       reject(new Error(`cannot listen on ${config.host}:${config.port} for the proxy: ${err.message}`)),

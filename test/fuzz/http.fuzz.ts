@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stats, assertParameters, fuzzRuns } from "./support/budget.js";
 import { anyRequestCaseArb, garbageStringArb } from "./support/arbitraries.js";
+import { checkGatewayCase, gatewayCaseArb } from "./support/gateway-invariant.js";
 import { startRealService, type RealService } from "./support/service.js";
 
 const TOTAL = fuzzRuns(100_000);
@@ -206,6 +207,20 @@ describe("HTTP layer fuzz (real service, real policy)", () => {
           if (r.status >= 500) throw new Error(`HTTP ${r.status} on the gateway: ${r.text.slice(0, 300)}`);
         },
       ),
+      assertParameters(RUNS),
+    );
+    tally.ms = Math.round(performance.now() - started);
+  });
+
+  it(`gateway mode answers 2xx only to an allow that needs nothing more, or an enforcing gateway's filter (${RUNS} requests)`, async () => {
+    const tally = stats.begin("HTTP-4");
+    const started = performance.now();
+    await fc.assert(
+      fc.asyncProperty(gatewayCaseArb, async (c) => {
+        stats.run();
+        stats.decision(2);
+        await checkGatewayCase(svc, c);
+      }),
       assertParameters(RUNS),
     );
     tally.ms = Math.round(performance.now() - started);

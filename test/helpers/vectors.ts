@@ -1,4 +1,4 @@
-/** The vector format's expectations (../shared/vectors/README.md), checked against a decision. */
+/** The vector format's expectations (test/vectors/README.md), checked against a decision. */
 import type { Decision } from "../../src/core/contract.js";
 
 export interface Vector {
@@ -10,6 +10,8 @@ export interface Vector {
   request?: { method: string; url: string; body?: unknown; headers?: Record<string, string> };
   resource?: unknown;
   response?: unknown;
+  /** The project's own vectors: the obligation types the decision must carry, exactly (as a set). */
+  obligations?: string[];
   expect:
     | "allow"
     | "deny"
@@ -24,6 +26,19 @@ const samePatientValue = (a: unknown, b: string) => a === b || a === `Patient/${
 
 /** Returns a message describing the mismatch, or undefined when the decision meets the expectation. */
 export function mismatch(v: Vector, decision: Decision): string | undefined {
+  return expectationMismatch(v, decision) ?? obligationsMismatch(v, decision);
+}
+
+function obligationsMismatch(v: Vector, decision: Decision): string | undefined {
+  if (v.obligations === undefined) return undefined;
+  const got = [...new Set((decision.obligations ?? []).map((o) => o.type))].sort();
+  const want = [...new Set(v.obligations)].sort();
+  return JSON.stringify(got) === JSON.stringify(want)
+    ? undefined
+    : `expected obligations ${JSON.stringify(want)}, got ${JSON.stringify(decision)}`;
+}
+
+function expectationMismatch(v: Vector, decision: Decision): string | undefined {
   const e = v.expect;
   const got = JSON.stringify(decision);
   if (typeof e === "string") return decision.decision === e ? undefined : `expected ${e}, got ${got}`;

@@ -301,23 +301,24 @@ export function couldBeResourceScope(token: string): boolean {
 
 // --- References and resources ------------------------------------------------------------------
 
-/** Reference strings that DO name Patient/<id> under FHIR rules (relative, versioned, absolute). */
+/**
+ * Reference strings that DO name this server's Patient/<id> under FHIR rules with the default
+ * policy config (relative, versioned; absolute ones only on a configured `fhir.base_urls` base).
+ */
 export function namingRefArb(id: string): fc.Arbitrary<string> {
-  return fc.constantFrom(
-    `Patient/${id}`,
-    `Patient/${id}/_history/2`,
-    `https://fhir.example.org/r4/Patient/${id}`,
-    `http://ehr.local/fhir/Patient/${id}/_history/7`,
-  );
+  return fc.constantFrom(`Patient/${id}`, `Patient/${id}/_history/2`);
 }
 
 /**
  * Strings that mention <id> but do NOT name the patient resource Patient/<id> of this server:
- * contained, bundle-local, other types, wrong case, searches, extra segments, padding.
+ * contained, bundle-local, other servers' patients, other types, wrong case, searches, extra
+ * segments, padding.
  */
 export function decoyRefArb(id: string): fc.Arbitrary<string> {
   return fc.constantFrom(
     `#${id}`,
+    `https://fhir.example.org/r4/Patient/${id}`,
+    `http://ehr.local/fhir/Patient/${id}/_history/7`,
     `urn:uuid:${id}`,
     `Group/${id}`,
     `RelatedPerson/${id}`,

@@ -28,10 +28,18 @@ export function setup(): () => void {
       return `  ${t.property.padEnd(8)} ${String(t.runs).padStart(8)} inputs ${String(t.decisions).padStart(9)} evaluations ${(t.ms / 1000).toFixed(1).padStart(7)} s  ${t.file}`;
     });
     const wall = (Date.now() - started) / 1000;
-    const summary = { runs, decisions, wallSeconds: wall, fuzzRuns: process.env.FUZZ_RUNS ?? null, tallies };
+    const seed = process.env.FUZZ_SEED || null;
+    const summary = {
+      runs,
+      decisions,
+      wallSeconds: wall,
+      fuzzRuns: process.env.FUZZ_RUNS ?? null,
+      fuzzSeed: seed,
+      tallies,
+    };
     writeFileSync(resolve(DIR, "summary.json"), JSON.stringify(summary, null, 2));
     console.log(
-      `\nfuzz summary (FUZZ_RUNS=${process.env.FUZZ_RUNS ?? "unset"}):\n${lines.join("\n")}\n  total    ${String(runs).padStart(8)} inputs ${String(decisions).padStart(9)} evaluations in ${wall.toFixed(0)} s wall\n`,
+      `\nfuzz summary (FUZZ_RUNS=${process.env.FUZZ_RUNS ?? "unset"}, ${seed ? `FUZZ_SEED=${seed}: replayed` : "a random seed per property; a failure prints it"}):\n${lines.join("\n")}\n  total    ${String(runs).padStart(8)} inputs ${String(decisions).padStart(9)} evaluations in ${wall.toFixed(0)} s wall\n`,
     );
   };
 }

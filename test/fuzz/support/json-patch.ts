@@ -120,13 +120,14 @@ export function applyJsonPatch(document: unknown, ops: PatchOp[]): unknown {
   return doc;
 }
 
-/** FHIR: a reference string names Patient/<id> (relative, versioned or absolute). */
+/**
+ * FHIR: a reference string names this server's Patient/<id> (relative or versioned; with the
+ * default policy config no absolute base is this server's, so another server's Patient/<id> is
+ * another person).
+ */
 export function namesPatient(ref: unknown, id: string): boolean {
   if (typeof ref !== "string") return false;
-  const m =
-    /^(?:https?:\/\/[^/?#]+(?:\/[^?#]*)?\/)?Patient\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(
-      ref,
-    );
+  const m = /^Patient\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/.exec(ref);
   return !!m && m[1] === id;
 }
 
