@@ -177,7 +177,7 @@ patient_context_missing := verdict.deny(401, "patient-context-missing", "a patie
 
 # --- Context: patient/ grants are confined to the launch patient's compartment -------------
 
-context_verdict(g, c, req, resource, l) := verdict.allow if {
+context_verdict(g, c, req, resource, l) := open_search_chain_verdict(c) if {
 	g.context != "patient"
 } else := patient_context_missing if {
 	not grant.patient_id
@@ -634,16 +634,19 @@ has_denial(c, p) := verdict.deny(400, "search-parameter-malformed", concat("", [
 #   compartment and the reverse chain stays there: it starts from the patient's own Patient
 #   resource through a linking parameter (Patient?_has:Observation:patient:code=x), or its own
 #   condition names only the patient (_has:Observation:has-member:patient=123).
-has_type_reachable(_, _, _, t) if open_searchable(t)
+has_type_reachable(c, p, i, t) if has_type_reachable_openly(c, p, i, t)
 
 has_type_reachable(c, p, 0, t) if {
 	compartment_searchable(t)
 	c.type == "Patient"
-	search_confined_to_patient(c)
+	patient_search_path(c)
 	split(p.name, ":")[2] in compartment.linking_params(t)
 }
 
-has_type_reachable(_, p, 0, t) if {
+# Reachable on every grant's path, not only on a patient/ grant's (whose search is confined).
+has_type_reachable_openly(_, _, _, t) if open_searchable(t)
+
+has_type_reachable_openly(_, p, 0, t) if {
 	compartment_searchable(t)
 	has_confined_to_patient(p, grant.patient_id)
 }
@@ -672,18 +675,45 @@ compartment_searchable(t) if {
 	g.context == "patient"
 }
 
-# Every grant that could allow searching c.type is a patient/ one, so the search itself is confined.
-search_confined_to_patient(c) if {
-	count(grant.for(c.type, "s")) > 0
-	every g in grant.for(c.type, "s") {
-		g.context == "patient"
-	}
+# A patient/ grant may search c.type: on its path the search is confined to the patient (the
+# chained link too, see chained_link_verdict). Whether other grants may search the same way is
+# decided per grant (open_search_chain_verdict), so adding a grant never removes this path.
+patient_search_path(c) if {
+	grant.patient_id
+	some g in grant.for(c.type, "s")
+	g.context == "patient"
 }
 
 chain_not_searchable(p, t) := verdict.deny(403, "chain-not-searchable", concat("", [
 	"the chained parameter ", p.name, " reaches ", t,
 	" records this token may not search that way (only inside the patient's compartment or its scope constraints, or not at all)",
 ]))
+
+# METADATA
+# title: open_search_chain_verdict
+# description: |
+#   On the path of a user/ or system/ grant the search is not confined to a patient, so a chain
+#   or reverse chain may only pass through types this token can search openly; one that reaches a
+#   type searchable only inside the patient's compartment is left to the patient/ grant's path
+#   (which confines it) and refused on this one.
+open_search_chain_verdict(c) := chain_not_searchable(refused[0].param, refused[0].type) if {
+	searchy(c)
+	refused := sort([{"param": p, "type": t} | some p in c.params; some t in openly_unreachable(c, p)])
+	count(refused) > 0
+} else := verdict.allow
+
+openly_unreachable(c, p) := {t |
+	some i, t in has_types(p.name)
+	not has_type_reachable_openly(c, p, i, t)
+} if {
+	startswith(p.name, "_has:")
+} else := {t |
+	some i, level in chain_levels(c, p)
+	some t in level
+	not chain_type_reachable_openly(c, p, i, t)
+} if {
+	p.chain != ""
+}
 
 # The types a reverse chain passes through: _has:Observation:patient:_has:AuditEvent:entity:agent.
 has_types(name) := [parts[i + 1] | parts := split(name, ":"); some i, x in parts; x == "_has"]
@@ -709,16 +739,19 @@ chain_denial(c, p) := verdict.deny(400, "search-parameter-unknown", concat("", [
 #   and the chain stays there: its first step follows a linking parameter of a search that is
 #   itself confined (the parameter's own link is then confined, see chained_link_verdict), or it
 #   has one step whose condition names only the patient (has-member:Observation.patient=123).
-chain_type_reachable(_, _, _, t) if open_searchable(t)
+chain_type_reachable(c, p, i, t) if chain_type_reachable_openly(c, p, i, t)
 
 chain_type_reachable(c, p, 0, t) if {
 	compartment_searchable(t)
 	p.base in compartment.linking_params(c.type)
 	patient_type(c.type)
-	search_confined_to_patient(c)
+	patient_search_path(c)
 }
 
-chain_type_reachable(_, p, 0, t) if {
+# Reachable on every grant's path, not only on a patient/ grant's (whose search is confined).
+chain_type_reachable_openly(_, _, _, t) if open_searchable(t)
+
+chain_type_reachable_openly(_, p, 0, t) if {
 	compartment_searchable(t)
 	count(chain_segments(p)) == 1
 	final := {"base": split(p.chain, ":")[0], "modifier": substring(p.chain, count(split(p.chain, ":")[0]) + 1, -1), "chain": "", "values": p.values}

@@ -657,6 +657,15 @@ test_chains_reach_what_other_grants_of_the_token_may_search if {
 	search_codes("user/Observation.rs patient/Patient.rs", "Observation?subject:Patient.name=x") == ["deny", null, ["chain-not-searchable"]]
 }
 
+# Adding a user/ grant never removes what the patient/ grant's confined path allowed: the chain is
+# refused on the user/ path only, and the patient/ path still answers with its narrowing.
+test_chains_keep_the_patient_path_when_a_user_grant_is_added if {
+	search_codes("patient/*.rs user/Observation.rs", "Observation?subject:Patient.organization.name=x") == ["filter", [{"patient": "Patient/123"}], []]
+	search_codes("patient/*.rs user/Condition.rs", "Patient/123/Condition?patient.birthdate=1990") == ["filter", [{"patient": "Patient/123"}], []]
+	search_codes("patient/*.rs user/Patient.rs", "Patient?_has:Observation:patient:code=1234") == ["filter", [{"_id": "123"}], []]
+	search_codes("user/Observation.rs user/Patient.rs patient/*.rs", "Observation?subject:Patient.name=x") == ["allow", null, []]
+}
+
 test_chains_through_types_searchable_only_within_constraints_are_refused if {
 	scopes := concat("", ["user/Observation.rs?category=", lab])
 	search_codes(scopes, "Observation?category=laboratory&has-member:Observation.code=x") == ["deny", null, ["chain-not-searchable"]]

@@ -11,6 +11,14 @@ const STATUSES = new Set([400, 401, 403, 404, 500, 503]);
 const isObject = (x: unknown): x is Record<string, unknown> =>
   typeof x === "object" && x !== null && !Array.isArray(x);
 
+/** A `filter-response` obligation: the request may go as it is, the response only through the filter step. */
+function hasFilterResponse(d: Record<string, unknown>): boolean {
+  return (
+    Array.isArray(d.obligations) &&
+    d.obligations.some((o) => isObject(o) && o.type === "filter-response")
+  );
+}
+
 /** The decision contract's shape (decision-contract.md); a message when violated. */
 export function contractViolation(d: unknown): string | undefined {
   if (!isObject(d)) return "decision is not an object";
@@ -32,9 +40,10 @@ export function contractViolation(d: unknown): string | undefined {
     d.decision === "filter" &&
     !Array.isArray(d.narrow) &&
     !Array.isArray(d.keep) &&
-    !Array.isArray(d.entries)
+    !Array.isArray(d.entries) &&
+    !hasFilterResponse(d)
   ) {
-    return "filter with neither narrow, keep nor entries";
+    return "filter with neither narrow, keep, entries nor a filter-response obligation";
   }
   if (Array.isArray(d.narrow)) {
     for (const alt of d.narrow) {
