@@ -20,7 +20,8 @@ import { checkConfig as checkConfigFile } from "./check-config.js";
 import { BundleSource } from "./policy/bundle-source.js";
 import { DataDocumentSource, type DataDocumentName } from "./policy/data-document.js";
 import { readBundle } from "./policy/bundle.js";
-import { ENV, loadConfig, parseListen, type Config, type LogLevel } from "./ops/config.js";
+import { ENV, loadConfig, parseListen, withProxy, type Config, type LogLevel } from "./ops/config.js";
+import { PROXY_OPTIONS, proxyFlags } from "./proxy/options.js";
 import { CONTRACT_VERSION, type DecisionInput } from "./core/contract.js";
 import { DEMO_AUDIENCE, DEMO_ISSUER } from "./ops/default-config.js";
 import { DEMO_PRIVATE_JWK } from "./auth/demo-keys.js";
@@ -195,6 +196,39 @@ const serve: Command = {
       ...(io.logDestination ? { logDestination: io.logDestination } : {}),
     });
     io.stderr(banner(prog, service.url, config, service.bundles));
+    await new Promise<void>((r) => service.server.once("close", () => r()));
+    return EXIT.ok;
+  },
+};
+
+const proxy: Command = {
+  name: "proxy",
+  summary: "run the enforcing FHIR proxy in front of a FHIR server (and the decision service)",
+  synopsis: "proxy [options]",
+  description:
+    "Runs the decision service and, on its own port, a reverse proxy for the FHIR REST API that\n" +
+    "verifies the token, decides, and carries out every decision against the FHIR server: narrowed\n" +
+    "searches, stored-resource checks, filtered answers, signed paging links (docs/proxy.md).\n" +
+    "Needs a `proxy:` section in the config, or --upstream.",
+  options: { ...SERVICE_OPTIONS, ...PROXY_OPTIONS },
+  maxPositionals: 0,
+  examples: [
+    "proxy --upstream http://127.0.0.1:8090/fhir        # embedded DEMO config, FHIR on 127.0.0.1:8080/fhir",
+    "proxy --config /etc/smart-authz/proxy.yaml --proxy-addr 0.0.0.0:8443",
+  ],
+  exitCodes:
+    "0 stopped cleanly, 1 cannot start, 2 bad flag, invalid config or no proxy: section / --upstream",
+  async run({ values, io }) {
+    const flags = proxyFlags(values, io.env);
+    const config = withProxy(serviceConfig(values, flags.env), flags.upstream, flags.env);
+    const service = await startService(config, {
+      signals: true,
+      proxy: true,
+      ...(io.logDestination ? { logDestination: io.logDestination } : {}),
+    });
+    io.stderr(
+      `smart-authz ${VERSION} proxy on ${service.proxy?.publicBase} -> ${config.proxy?.upstream.url}; decision API on ${service.url}\n`,
+    );
     await new Promise<void>((r) => service.server.once("close", () => r()));
     return EXIT.ok;
   },
@@ -581,7 +615,7 @@ const help: Command = {
 };
 
 /** Every command, in the order the help lists them. Add a command by adding an entry. */
-export const COMMANDS: Command[] = [serve, checkConfig, token, evalCommand, scopes, version, help];
+export const COMMANDS: Command[] = [serve, proxy, checkConfig, token, evalCommand, scopes, version, help];
 
 // --- Running and help ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import { createLogger, type Logger } from "./ops/logging.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { PolicyPool } from "./policy/pool.js";
 import { TokenVerifier } from "./auth/tokens.js";
+import { startProxy, type RunningProxy } from "./proxy/service.js";
 
 export const VERSION = "0.1.0";
 
@@ -28,6 +29,8 @@ export interface ServiceOptions {
   signals?: boolean;
   /** Collect Node process metrics (default true). */
   defaultMetrics?: boolean;
+  /** Also open the enforcing proxy's front door (`smart-authz proxy`; needs the `proxy:` section). */
+  proxy?: boolean;
 }
 
 export interface Service {
@@ -44,6 +47,8 @@ export interface Service {
   server: Server;
   /** The audit log (undefined when the config has no `audit` section). */
   audit: AuditLog | undefined;
+  /** The enforcing proxy, when started with `proxy: true`. */
+  proxy: RunningProxy | undefined;
   /**
    * What SIGHUP does: reopens the audit file (log rotation) and re-reads the bundle now. Resolves
    * true when a new bundle was activated.
@@ -54,6 +59,12 @@ export interface Service {
 }
 
 export async function startService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  if (options.proxy && !config.proxy) {
+    throw new SmartAuthzError(
+      "CONFIG_INVALID",
+      `${config.origin}: the proxy needs a \`proxy:\` section with at least \`upstream.url\` (the FHIR server's base URL)`,
+    );
+  }
   const logger = createLogger(config.logging, options.logDestination);
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics });
   const tokens = new TokenVerifier(config.tokens);
@@ -139,7 +150,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   }
 
   let shuttingDown = false;
-  const app = createApp({
+  const ctx = {
     config,
     evaluator: pool,
     tokens,
@@ -150,7 +161,8 @@ export async function startService(config: Config, options: ServiceOptions = {})
     shuttingDown: () => shuttingDown,
     version: VERSION,
     audit,
-  });
+  };
+  const app = createApp(ctx);
   // A request must arrive whole within server.request_timeout_seconds (its headers within
   // headers_timeout_seconds) of its first byte, or it gets 408: a slow client cannot hold a socket.
   // The clocks are checked every second (Node's default is every 30 s).
@@ -221,25 +233,45 @@ export async function startService(config: Config, options: ServiceOptions = {})
     `smart-authz ${VERSION} listening on ${url} (policy revision ${bundles.current?.revision ?? "none yet"})`,
   );
 
+  let proxy: RunningProxy | undefined;
+  if (options.proxy && config.proxy) {
+    try {
+      proxy = await startProxy(ctx, config.proxy);
+    } catch (err) {
+      bundles.stop();
+      stopDocuments();
+      server.close();
+      await pool.close();
+      throw err;
+    }
+  }
+
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
       shuttingDown = true;
       bundles.stop();
       stopDocuments();
+      // The proxy's in-flight requests still need the policy: it drains before the pool closes.
+      const proxyClosed = proxy?.close() ?? Promise.resolve();
       logger.info("shutting down: draining in-flight requests");
       const force = setTimeout(() => {
         logger.warn("shutdown grace period over: closing remaining connections");
         server.closeAllConnections();
+        proxy?.server.closeAllConnections();
       }, config.server.shutdownGraceMs);
       force.unref();
       server.close(() => {
-        clearTimeout(force);
         removeSignals();
-        void Promise.all([pool.close(), audit?.close()]).finally(() => {
-          logger.info("stopped");
-          resolve();
-        });
+        void proxyClosed
+          .then(() => {
+            clearTimeout(force);
+            return Promise.all([pool.close(), audit?.close()]);
+          })
+          .finally(() => {
+            logger.info("stopped");
+            resolve();
+          });
       });
       server.closeIdleConnections();
     });
@@ -286,6 +318,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     logger,
     server,
     audit,
+    proxy,
     reload: async () => {
       await reopenAudit();
       await Promise.all(documents.map((d) => d.reload(true)));

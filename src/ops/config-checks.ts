@@ -31,6 +31,7 @@ export function checkSemantics(root: unknown, issues: Issues, context: CheckCont
   verificationKey(config, issues, context.baseDir);
   gatewayKeyEnvs(config, issues, context.reservedEnv);
   btgReasonBounds(config, issues);
+  proxySection(config, issues, context.reservedEnv);
 }
 
 // --- the checks ----------------------------------------------------------------------------
@@ -204,6 +205,89 @@ function btgReasonBounds(config: Raw, issues: Issues): void {
       `must not exceed reason_max_length (${min} > ${max}): no reason could be accepted`,
     );
   }
+}
+
+/**
+ * `proxy`: its listen address and sizes, base URLs a proxy can use (http(s), no query, fragment
+ * or credentials), upstream credentials that name what their type needs and nothing else, and
+ * secret variables that are not the service's own.
+ */
+function proxySection(config: Raw, issues: Issues, reserved: readonly string[]): void {
+  const proxy = asObject(config.proxy);
+  if (!proxy) return;
+  const listen = proxy.listen;
+  if ((typeof listen === "string" || typeof listen === "number") && !issues.reported(["proxy", "listen"])) {
+    const parsed = parseListen(String(listen));
+    if (typeof parsed === "string") issues.add(["proxy", "listen"], parsed);
+  }
+  const basePath = proxy.base_path;
+  if (
+    typeof basePath === "string" &&
+    !issues.reported(["proxy", "base_path"]) &&
+    (!/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?\/?$/.test(basePath) || /(^|\/)\.\.?(\/|$)/.test(basePath))
+  ) {
+    issues.add(["proxy", "base_path"], 'must be a plain path starting with "/", e.g. "/fhir" or "/"');
+  }
+  const upstream = asObject(proxy.upstream);
+  for (const [path, value] of [
+    [["proxy", "body_limit"], proxy.body_limit],
+    [["proxy", "upstream", "max_response_size"], upstream?.max_response_size],
+  ] as [Path, unknown][]) {
+    if (value === undefined || issues.reported(path)) continue;
+    const size = parseSize(value);
+    if (typeof size === "string") issues.add(path, size);
+  }
+  for (const [path, value] of [
+    [["proxy", "upstream", "url"], upstream?.url],
+    [["proxy", "public_base_url"], proxy.public_base_url],
+  ] as [Path, unknown][]) {
+    if (typeof value !== "string" || issues.reported(path)) continue;
+    const problem = baseUrlProblem(value);
+    if (problem) issues.add(path, problem);
+  }
+  const auth = asObject(upstream?.auth);
+  const at: Path = ["proxy", "upstream", "auth"];
+  if (auth && typeof auth.type === "string" && !issues.reported([...at, "type"])) {
+    const needs: Record<string, string[]> = {
+      none: [],
+      "forward-client-token": [],
+      bearer: ["token_env"],
+      basic: ["username", "password_env"],
+    };
+    const wanted = needs[auth.type] ?? [];
+    for (const field of wanted) {
+      if (auth[field] === undefined)
+        issues.add([...at, field], `required with type ${JSON.stringify(auth.type)}`);
+    }
+    for (const field of ["token_env", "username", "password_env"]) {
+      if (auth[field] !== undefined && !wanted.includes(field))
+        issues.add([...at, field], `not used with type ${JSON.stringify(auth.type)}`, true);
+    }
+  }
+  const secrets: [Path, unknown][] = [
+    [[...at, "token_env"], auth?.token_env],
+    [[...at, "password_env"], auth?.password_env],
+    [["proxy", "cursor", "key_env"], asObject(proxy.cursor)?.key_env],
+  ];
+  for (const [path, env] of secrets) {
+    if (typeof env !== "string" || issues.reported(path)) continue;
+    if (reserved.includes(env) || /^SMART_AUTHZ_DATA_\w+_TOKEN$/.test(env))
+      issues.add(
+        path,
+        `${env} is a variable the service reads for something else; give this secret its own variable`,
+      );
+  }
+}
+
+/** Why `value` cannot be a FHIR base URL for the proxy, or undefined. */
+export function baseUrlProblem(value: string): string | undefined {
+  if (!isHttpUrl(value)) return "must be an absolute http:// or https:// URL";
+  const u = new URL(value);
+  if (u.search !== "" || u.hash !== "" || value.includes("?") || value.includes("#"))
+    return "must not have a query or fragment";
+  if (u.username !== "" || u.password !== "")
+    return "must not carry credentials; use proxy.upstream.auth with the environment";
+  return undefined;
 }
 
 // --- parsers shared with the typed config and check-config ----------------------------------

@@ -11,7 +11,7 @@ import { dirname, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { DEFAULT_CONFIG_YAML, DEMO_ISSUER, PACKAGE_ROOT } from "./default-config.js";
 import { Issues, checkSchema, type ConfigIssue } from "./config-schema.js";
-import { checkSemantics, parseListen, parseSize, resolvePath } from "./config-checks.js";
+import { baseUrlProblem, checkSemantics, parseListen, parseSize, resolvePath } from "./config-checks.js";
 import { SmartAuthzError } from "../core/errors.js";
 
 export type { ConfigIssue } from "./config-schema.js";
@@ -136,6 +136,49 @@ export interface GatewayConfig {
   enforcing: EnforcingGateway[];
 }
 
+/** How the proxy authenticates to the FHIR server. Secrets come from the environment only. */
+export type UpstreamAuth =
+  | { type: "none" }
+  | { type: "bearer"; tokenEnv: string; token: string }
+  | { type: "basic"; username: string; passwordEnv: string; password: string }
+  /** Forwards the client's own access token (only when the FHIR server itself expects SMART tokens). */
+  | { type: "forward-client-token" };
+
+/**
+ * How ORed `narrow` alternatives become one upstream search: `auto` asks the server's
+ * CapabilityStatement (`_filter`, then compartment search), `filter` and `compartment` force one
+ * form, `single` never combines alternatives. When none applies, `fallback` decides.
+ */
+export type NarrowingStrategy = "auto" | "filter" | "compartment" | "single";
+export type NarrowingFallback = "primary" | "response-filter" | "refuse";
+
+export interface ProxyConfig {
+  host: string;
+  port: number;
+  /** Path of the FHIR base on the proxy, e.g. "/fhir" (no trailing slash; "" for the root). */
+  basePath: string;
+  /** The base URL clients use (links, Location, fullUrl); undefined: http://<listen><base_path>. */
+  publicBaseUrl: string | undefined;
+  bodyLimitBytes: number;
+  upstream: {
+    /** The FHIR server's base URL, without a trailing slash. */
+    url: string;
+    auth: UpstreamAuth;
+    timeoutMs: number;
+    maxResponseBytes: number;
+    /** How often the CapabilityStatement is fetched again (0: only at start). */
+    capabilityRefreshMs: number;
+  };
+  narrowing: { strategy: NarrowingStrategy; fallback: NarrowingFallback };
+  cursor: {
+    /** The environment variable holding the HMAC key for paging cursors. */
+    keyEnv: string;
+    /** The key; undefined when the variable is unset (a random key per process is used then). */
+    key: string | undefined;
+    ttlMs: number;
+  };
+}
+
 /** The policy pool's settings; environment only (SMART_AUTHZ_POOL_*). Unset: the pool's defaults. */
 export interface PoolSettings {
   mode?: "inline" | "workers";
@@ -173,6 +216,8 @@ export interface Config {
   audit: AuditConfig | undefined;
   /** The `policy:` section, owned by the policy author, passed to the policy as `data.config`. */
   policy: Record<string, unknown>;
+  /** The enforcing reverse proxy (`smart-authz proxy`); undefined when the file has no `proxy:` section. */
+  proxy: ProxyConfig | undefined;
   /** True when the demo issuer with the published demo key is trusted. */
   demo: boolean;
 }
@@ -193,7 +238,12 @@ export const ENV = {
   poolWorkers: "SMART_AUTHZ_POOL_WORKERS",
   poolTimeoutMs: "SMART_AUTHZ_POOL_TIMEOUT_MS",
   poolQueue: "SMART_AUTHZ_POOL_QUEUE",
+  proxyListen: "SMART_AUTHZ_PROXY_LISTEN",
+  proxyUpstream: "SMART_AUTHZ_PROXY_UPSTREAM",
 } as const;
+
+/** The default environment variable for the proxy's paging-cursor key. */
+export const DEFAULT_CURSOR_KEY_ENV = "SMART_AUTHZ_PROXY_CURSOR_KEY";
 
 const LOG_LEVELS: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -320,6 +370,21 @@ interface FileConfig {
     policy_timeouts: { burst: number; refill_seconds: number };
   };
   audit: { path: string; sync: AuditConfig["sync"] } | null;
+  proxy: {
+    listen: string | number;
+    base_path: string;
+    public_base_url?: string;
+    body_limit: string | number;
+    upstream: {
+      url: string;
+      auth: { type: UpstreamAuth["type"]; token_env?: string; username?: string; password_env?: string };
+      timeout_ms: number;
+      max_response_size: string | number;
+      capability_refresh_seconds: number;
+    };
+    narrowing: { strategy: NarrowingStrategy; fallback: NarrowingFallback };
+    cursor: { key_env: string; ttl_seconds: number };
+  } | null;
 }
 
 function buildConfig(
@@ -403,7 +468,34 @@ function buildConfig(
     ),
     audit: file.audit ? { path: resolvePath(file.audit.path, baseDir), sync: file.audit.sync } : undefined,
     policy: policy ?? {},
+    proxy: file.proxy ? proxyConfig(file.proxy) : undefined,
     demo: tokens.issuers.some((i) => i.issuer === DEMO_ISSUER),
+  };
+}
+
+function proxyConfig(p: NonNullable<FileConfig["proxy"]>): ProxyConfig {
+  const listen = parseListen(String(p.listen)) as { host: string; port: number };
+  const a = p.upstream.auth;
+  const auth: UpstreamAuth =
+    a.type === "bearer"
+      ? { type: "bearer", tokenEnv: a.token_env!, token: "" }
+      : a.type === "basic"
+        ? { type: "basic", username: a.username!, passwordEnv: a.password_env!, password: "" }
+        : { type: a.type };
+  return {
+    ...listen,
+    basePath: p.base_path.replace(/\/+$/, ""),
+    publicBaseUrl: p.public_base_url?.replace(/\/+$/, ""),
+    bodyLimitBytes: parseSize(p.body_limit) as number,
+    upstream: {
+      url: p.upstream.url.replace(/\/+$/, ""),
+      auth,
+      timeoutMs: p.upstream.timeout_ms,
+      maxResponseBytes: parseSize(p.upstream.max_response_size) as number,
+      capabilityRefreshMs: p.upstream.capability_refresh_seconds * 1000,
+    },
+    narrowing: { ...p.narrowing },
+    cursor: { keyEnv: p.cursor.key_env, key: undefined, ttlMs: p.cursor.ttl_seconds * 1000 },
   };
 }
 
@@ -438,6 +530,7 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
       ]),
     ),
   };
+  out.proxy = config.proxy ? proxyFromEnv(config.proxy, env) : undefined;
   const listen = env[ENV.listen];
   if (listen) {
     const parsed = parseListen(listen);
@@ -456,6 +549,78 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     }
     out.logging.level = level as LogLevel;
   }
+  return out;
+}
+
+/**
+ * A config with a `proxy:` section: the file's own, or (when it has none) the defaults in front of
+ * `upstreamUrl` (`smart-authz proxy --upstream URL` on the embedded demo config). Environment
+ * overrides apply either way.
+ */
+export function withProxy(config: Config, upstreamUrl: string | undefined, env: NodeJS.ProcessEnv): Config {
+  if (config.proxy || upstreamUrl === undefined) return config;
+  const lineCounter = new LineCounter();
+  const text = JSON.stringify({
+    tokens: { issuers: [] },
+    bundle: { source: "-" },
+    proxy: { upstream: { url: upstreamUrl } },
+  });
+  const doc = parseDocument(text, { lineCounter });
+  const validated = structuredClone(doc.toJS()) as Record<string, unknown>;
+  const issues = new Issues(doc, lineCounter);
+  checkSchema(validated, issues);
+  checkSemantics(validated, issues, { baseDir: process.cwd(), reservedEnv: RESERVED_ENV });
+  const problems = issues.sorted().filter((i) => i.field.startsWith("proxy"));
+  if (problems.length > 0) throw configError("--upstream", problems);
+  const proxy = proxyConfig((validated as unknown as FileConfig).proxy!);
+  return { ...config, proxy: proxyFromEnv(proxy, env) };
+}
+
+/** The proxy's secrets (upstream credentials, cursor key) and per-deployment overrides. */
+function proxyFromEnv(proxy: ProxyConfig, env: NodeJS.ProcessEnv): ProxyConfig {
+  const fail = (m: string): never => {
+    throw new SmartAuthzError("CONFIG_INVALID", m);
+  };
+  const out: ProxyConfig = {
+    ...proxy,
+    upstream: { ...proxy.upstream },
+    cursor: { ...proxy.cursor },
+    narrowing: { ...proxy.narrowing },
+  };
+  const listen = env[ENV.proxyListen];
+  if (listen) {
+    const parsed = parseListen(listen);
+    if (typeof parsed === "string") fail(`${ENV.proxyListen}: ${parsed}`);
+    else {
+      out.host = parsed.host;
+      out.port = parsed.port;
+    }
+  }
+  const upstream = env[ENV.proxyUpstream];
+  if (upstream) {
+    const problem = baseUrlProblem(upstream);
+    if (problem) fail(`${ENV.proxyUpstream}: ${problem}`);
+    out.upstream.url = upstream.replace(/\/+$/, "");
+  }
+  const auth = proxy.upstream.auth;
+  if (auth.type === "bearer") {
+    const token = env[auth.tokenEnv];
+    if (!token) fail(`proxy.upstream.auth: ${auth.tokenEnv} must hold the upstream bearer token`);
+    out.upstream.auth = { ...auth, token: token! };
+  } else if (auth.type === "basic") {
+    const password = env[auth.passwordEnv];
+    if (!password) fail(`proxy.upstream.auth: ${auth.passwordEnv} must hold the upstream password`);
+    out.upstream.auth = { ...auth, password: password! };
+  }
+  const key = env[proxy.cursor.keyEnv];
+  if (key !== undefined && key !== "") {
+    if (key.length < MIN_GATEWAY_KEY_LENGTH) {
+      fail(
+        `proxy.cursor: ${proxy.cursor.keyEnv} must hold a key of at least ${MIN_GATEWAY_KEY_LENGTH} characters`,
+      );
+    }
+    out.cursor.key = key;
+  } else out.cursor.key = undefined;
   return out;
 }
 

@@ -17,6 +17,10 @@ export interface Metrics {
   inFlight: Gauge;
   policyTimeouts: Counter;
   rateLimited: Counter<"endpoint">;
+  /** The enforcing proxy: requests answered, by interaction and status class (2xx, 4xx, …). */
+  proxyRequests: Counter<"interaction" | "status">;
+  /** The enforcing proxy: time the FHIR server took per request, by outcome (the status class, or the failure). */
+  upstreamDuration: Histogram<"outcome">;
   /** Marks `revision` as the active one (the info gauge carries exactly one series). */
   setRevision(revision: string): void;
 }
@@ -86,8 +90,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     labelNames: ["endpoint"] as const,
     registers: [registry],
   });
+  const proxyRequests = new Counter({
+    name: "smart_authz_proxy_requests_total",
+    help: "Requests the enforcing proxy answered, by FHIR interaction and status class.",
+    labelNames: ["interaction", "status"] as const,
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: "smart_authz_proxy_upstream_duration_seconds",
+    help: "Time the FHIR server behind the proxy took to answer, by outcome (status class, timeout, too-large, unreachable, not-json, invalid-json).",
+    labelNames: ["outcome"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
   return {
     registry,
+    proxyRequests,
+    upstreamDuration,
     decisions,
     latency,
     tokenFailures,
