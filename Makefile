@@ -102,6 +102,23 @@ include fhir-server/fhir-server.mk
 ## End-to-end suites against HAPI (make e2e, make nginx-tools): test/e2e/e2e.mk
 include test/e2e/e2e.mk
 
+## The enforcing proxy: demo and benchmark against HAPI (docs/proxy.md) ----
+# make demo: HAPI + the data set + the proxy (examples/proxy-demo.yaml), tokens and curl lines
+# printed; Ctrl-C stops everything. FHIR_PORT (default 18090) and DEMO_PROXY_PORT (18080).
+DEMO_PROXY_PORT ?= 18080
+.PHONY: demo bench-proxy
+demo: build fhir-server $(E2E_DATA)/truth.json
+	@FHIR_PORT=$(FHIR_PORT) DEMO_PROXY_PORT=$(DEMO_PROXY_PORT) FHIR_JAVA_OPTS="$(FHIR_JAVA_OPTS)" \
+	  FHIR_START_TIMEOUT=$(FHIR_START_TIMEOUT) bash scripts/demo/run.sh
+
+# make bench-proxy: HAPI directly vs through the proxy, side by side (scripts/bench/proxy.mjs):
+# starts HAPI on FHIR_PORT (stopped afterwards, also on failure), loads the bench's own data, prints
+# a markdown table and writes build/bench/proxy.{json,md}. BENCH_PROXY_CPU_PROF=1 profiles the proxy.
+bench-proxy: build fhir-server
+	@trap '$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	  $(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh start && \
+	  FHIR_BASE=$(FHIR_BASE) node scripts/bench/proxy.mjs
+
 ## Cross-runtime parity, fuzzing, soak, benchmarks -----------------------
 parity: build
 	bash scripts/parity/run.sh

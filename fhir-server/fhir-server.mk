@@ -68,46 +68,22 @@ e2e-hapi-smoke: fhir-server $(E2E_DATA)/truth.json node_modules/.installed
 	    $(NODE_BIN)/vitest run --config test/e2e/vitest.config.ts test/e2e/hapi-smoke.e2e.ts
 
 # --- The enforcing proxy against HAPI (test/e2e/proxy.e2e.ts) -------------------------------------
-# Starts HAPI (FHIR_FILTER_ENABLED decides _filter), loads the data set, starts two proxies from the
-# built CLI (A: test/e2e/proxy/a.yaml, auto/primary; B: b.yaml, response-filter), runs the suite and
-# stops every process it started by its pid, also when a step fails. The comparison table is written
-# to build/e2e/proxy/comparison-filter-<on|off>.md.
-PROXY_A_PORT ?= 18392
-PROXY_B_PORT ?= 18393
-E2E_PROXY_RUN := build/e2e/proxy
+# `make e2e` runs the proxy suite with every other suite (one HAPI, _filter on). This target runs it
+# alone against a HAPI started with FHIR_FILTER_ENABLED (true|false): starts HAPI, loads the data
+# set, runs the suite (which starts and stops its own proxies from dist/src/cli.js: A auto/primary,
+# B single/response-filter, C single/primary, L Patient.link followed) and stops HAPI, also when a
+# step fails. The comparison table is written to build/e2e/proxy/comparison-filter-<on|off>.md.
+# PROXY_PORT_A/B/C/L fix the proxies' ports (default: free ones).
 PROXY_FILTER_LABEL := $(if $(filter false,$(FHIR_FILTER_ENABLED)),off,on)
 
 .PHONY: e2e-proxy e2e-proxy-all
 e2e-proxy: build fhir-server $(E2E_DATA)/truth.json
-	@set -e; mkdir -p $(E2E_PROXY_RUN); rm -f $(E2E_PROXY_RUN)/audit-*.jsonl; \
-	stop() { \
-	  for f in $(E2E_PROXY_RUN)/a.pid $(E2E_PROXY_RUN)/b.pid; do \
-	    if [ -f "$$f" ]; then pid=$$(cat "$$f"); kill "$$pid" 2>/dev/null && \
-	      for i in $$(seq 1 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.2; done; rm -f "$$f"; fi; \
-	  done; \
-	  $(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh stop; \
-	}; \
-	trap stop EXIT; \
-	$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh start; \
-	node test/e2e/data/load.mjs $(FHIR_BASE) --data $(E2E_DATA); \
-	export SMART_AUTHZ_PROXY_CURSOR_KEY="$$(head -c 48 /dev/urandom | base64 | tr -d '\n')"; \
-	for p in a:$(PROXY_A_PORT) b:$(PROXY_B_PORT); do \
-	  name=$${p%%:*}; port=$${p#*:}; \
-	  node dist/src/cli.js proxy --config test/e2e/proxy/$$name.yaml --upstream $(FHIR_BASE) \
-	    --proxy-addr 127.0.0.1:$$port >$(E2E_PROXY_RUN)/$$name.log 2>&1 & echo $$! >$(E2E_PROXY_RUN)/$$name.pid; \
-	done; \
-	for port in $(PROXY_A_PORT) $(PROXY_B_PORT); do \
-	  ready=no; \
-	  for i in $$(seq 1 100); do \
-	    [ "$$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$$port/fhir/Patient")" = 401 ] && { ready=yes; break; }; \
-	    sleep 0.3; \
-	  done; \
-	  [ $$ready = yes ] || { echo "the proxy on $$port did not start:"; cat $(E2E_PROXY_RUN)/*.log; exit 1; }; \
-	done; \
-	FHIR_BASE=$(FHIR_BASE) PROXY_A=http://127.0.0.1:$(PROXY_A_PORT)/fhir PROXY_B=http://127.0.0.1:$(PROXY_B_PORT)/fhir \
-	  FHIR_FILTER_ENABLED=$(FHIR_FILTER_ENABLED) E2E_DATA=$(E2E_DATA) \
-	  E2E_REPORT=$(E2E_PROXY_RUN)/comparison-filter-$(PROXY_FILTER_LABEL).md \
-	  $(NODE_BIN)/vitest run --config test/e2e/vitest.config.ts test/e2e/proxy.e2e.ts
+	@trap '$(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	  $(FHIR_SERVER_ENV) bash $(FHIR_DIR)/server.sh start && \
+	  node test/e2e/data/load.mjs $(FHIR_BASE) --data $(E2E_DATA) && \
+	  FHIR_BASE=$(FHIR_BASE) FHIR_FILTER_ENABLED=$(FHIR_FILTER_ENABLED) E2E_DATA=$(E2E_DATA) \
+	    E2E_REPORT=build/e2e/proxy/comparison-filter-$(PROXY_FILTER_LABEL).md \
+	    $(NODE_BIN)/vitest run --config test/e2e/vitest.config.ts test/e2e/proxy.e2e.ts
 
 # Both server modes, one after the other (HAPI is restarted in between: ~2 × its start time).
 # Both modes always run; the target fails if either did.

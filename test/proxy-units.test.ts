@@ -102,6 +102,12 @@ describe("narrowing plans", () => {
     // no patient/subject alternative: nothing is primary
     const noPrimary = [{ recipient: P }, { sender: P }];
     expect(planNarrowing(noPrimary, "Communication", opts({ features: none })).kind).toBe("refuse");
+    // a Patient search with Patient.link followed: the patient itself (_id) is primary
+    expect(planNarrowing([{ _id: "123" }, { link: P }], "Patient", opts({ features: none }))).toEqual({
+      kind: "primary",
+      params: [["_id", "123"]],
+      omitted: [{ link: P }],
+    });
   });
 
   it("refuses while the server's features are unknown (auto), and a malformed narrow always", () => {

@@ -216,6 +216,7 @@ patient_instance_verdict(c, req, resource, l, pid) := patient_type_verdict(c.typ
 } else := hidden(c, "not-in-compartment") if {
 	c.type == "Patient"
 	c.id != pid
+	not linked_patient_readable(c)
 } else := verdict.all_of_list([
 	patient_stored_verdict(c, resource, pid),
 	patient_body_verdict(c, req, pid),
@@ -245,6 +246,7 @@ patient_type_writable(t) := verdict.deny(403, "patient-scope-cannot-create-patie
 # A write changes it: then it must name no other patient either.
 patient_stored_verdict(c, resource, pid) := stored_links_verdict(c, resource, pid) if {
 	c.type == "Patient"
+	c.id == pid
 } else := stored_links_verdict(c, resource, pid) if {
 	is_object(resource)
 	compartment.member(resource, pid)
@@ -252,7 +254,16 @@ patient_stored_verdict(c, resource, pid) := stored_links_verdict(c, resource, pi
 	is_object(resource)
 } else := unnarrowed if {
 	not narrowable(c)
+} else := verdict.filter([{"_id": c.id, "link": concat("/", ["Patient", pid])}]) if {
+	c.type == "Patient"
 } else := verdict.filter([object.union({"_id": c.id}, alt) | some alt in compartment.narrowing(c.type, pid)])
+
+# With Patient.link followed (R4), another Patient that links to the patient is in its compartment:
+# it may be read (decided on the stored resource), never changed through the link.
+linked_patient_readable(c) if {
+	config.follow_patient_link
+	c.interaction in {"read", "vread", "history-instance"}
+}
 
 # A read can be narrowed by turning it into a search ([type]?_id=…&patient=…); a vread or an
 # instance history cannot (no search selects versions): without the stored resource they are

@@ -151,8 +151,11 @@ linking_params("Patient") := {"_id"} if not config.follow_patient_link
 # title: narrowing
 # description: |
 #   The ORed alternatives that confine a search on t to patient `id`: one per linking parameter
-#   (Communication: subject, sender, recipient), in reference form; Patient by _id.
-narrowing("Patient", id) := [{"_id": id}]
+#   (Communication: subject, sender, recipient), in reference form; Patient by _id, and by link
+#   when Patient.link is followed (member/2 counts linked Patients then, so a search must find them).
+narrowing("Patient", id) := [{"_id": id}, {"link": concat("/", ["Patient", id])}] if config.follow_patient_link
+
+narrowing("Patient", id) := [{"_id": id}] if not config.follow_patient_link
 
 narrowing(t, id) := [{p: concat("/", ["Patient", id])} | some p in narrow_params(t)] if t != "Patient"
 

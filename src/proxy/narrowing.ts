@@ -80,9 +80,9 @@ export function planNarrowing(narrow: unknown, type: string | undefined, options
     case "filter":
       return viaFilter();
     case "compartment":
-      return viaCompartment() ?? fallback(commonParams, rest, options);
+      return viaCompartment() ?? fallback(commonParams, rest, type, options);
     case "single":
-      return fallback(commonParams, rest, options);
+      return fallback(commonParams, rest, type, options);
     case "auto": {
       const f = options.features;
       if (!f) {
@@ -98,12 +98,17 @@ export function planNarrowing(narrow: unknown, type: string | undefined, options
         const p = viaCompartment();
         if (p) return p;
       }
-      return fallback(commonParams, rest, options);
+      return fallback(commonParams, rest, type, options);
     }
   }
 }
 
-function fallback(common: [string, string][], rest: Alternative[], options: PlanOptions): Plan {
+function fallback(
+  common: [string, string][],
+  rest: Alternative[],
+  type: string | undefined,
+  options: PlanOptions,
+): Plan {
   const described = rest.map((r) => describe(r)).join(" OR ");
   if (options.fallback === "response-filter") {
     if (options.purpose === "write") {
@@ -118,7 +123,9 @@ function fallback(common: [string, string][], rest: Alternative[], options: Plan
   if (options.fallback === "primary") {
     const primary =
       rest.find((r) => onlyKey(r) === "patient" && PATIENT_REF.test(r.patient!)) ??
-      rest.find((r) => onlyKey(r) === "subject" && PATIENT_REF.test(r.subject!));
+      rest.find((r) => onlyKey(r) === "subject" && PATIENT_REF.test(r.subject!)) ??
+      // a Patient search (Patient.link followed): the patient itself
+      (type === "Patient" ? rest.find((r) => onlyKey(r) === "_id") : undefined);
     if (primary) {
       return {
         kind: "primary",

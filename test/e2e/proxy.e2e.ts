@@ -2,38 +2,102 @@
  * The enforcing proxy in front of a real HAPI FHIR server, compared with the data set's ground
  * truth (test/e2e/data/truth.json, itself checked against HAPI by hapi-smoke.e2e.ts).
  *
- * Two proxies run against the same HAPI (`make e2e-proxy` starts them):
+ * The suite starts its own proxies from the built CLI (`node dist/src/cli.js proxy`, configs in
+ * test/e2e/proxy/), all in front of the one HAPI that `make e2e` started:
  *   A  narrowing strategy `auto`, fallback `primary`: `_filter` when HAPI has it on, otherwise only
  *      the patient/subject alternative (records linked by other parameters are then left out);
  *   B  strategy `single`, fallback `response-filter`: never `_filter`, the unnarrowed search with
- *      every page filtered.
+ *      every page filtered;
+ *   C  strategy `single`, fallback `primary`: never `_filter` — what A does on a server without
+ *      `_filter`, so `make e2e` covers that fallback without a second HAPI start;
+ *   L  as A, with `policy.patient.follow_patient_link: true` (Patient.link followed, R4 semantics).
  * For every token (each patient, and a user) and every type, every page is followed with a small
  * `_count` and what the token sees is compared with what it should see: records expected / seen /
- * missing / extra. Extra is never allowed; missing only where a documented choice explains it.
+ * missing / extra. Expected is the truth's R4 compartment under the proxy's documented policy rules
+ * (reachableCompartment); extra is never allowed; missing only where the proxy's documented
+ * narrowing strategy explains it (the primary fallback), and then every page must say so.
  * Then reads of other patients' resources, includes, writes and batches for other patients (and HAPI
  * checked directly that nothing changed).
  *
- * Environment: FHIR_BASE (HAPI itself), PROXY_A, PROXY_B (the proxies' FHIR bases), E2E_DATA,
- * FHIR_FILTER_ENABLED (how HAPI was started), E2E_REPORT (where the comparison table is written).
+ * Environment: FHIR_BASE (HAPI itself), E2E_DATA, FHIR_FILTER_ENABLED (how HAPI was started),
+ * E2E_REPORT (where the comparison table is written; default build/e2e/proxy/comparison.md),
+ * PROXY_PORT_A/B/C/L (fixed ports for the proxies; default: free ones).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli.js";
-import { loadTruth, type Resource } from "./support/truth.js";
+import { freePort, startProcess, stopProcess, type Started } from "./support/processes.js";
+import { loadTruth, reachableCompartment, type AccessRules, type Resource } from "./support/truth.js";
 
-const env = (name: string): string => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run \`make e2e-proxy\``);
-  return v.replace(/\/+$/, "");
-};
-const HAPI = env("FHIR_BASE");
-const PROXIES = { A: env("PROXY_A"), B: env("PROXY_B") } as const;
-type ProxyName = keyof typeof PROXIES;
+const HAPI = (process.env.FHIR_BASE ?? "").replace(/\/+$/, "");
+if (!HAPI)
+  throw new Error("FHIR_BASE is not set: run `make e2e` (or set it to a running HAPI with the data set)");
 const filterOn = (process.env.FHIR_FILTER_ENABLED ?? "true") !== "false";
-const REPORT = process.env.E2E_REPORT ?? "build/e2e/proxy/comparison.md";
+const REPORT = process.env.E2E_REPORT ?? `build/e2e/proxy/comparison-filter-${filterOn ? "on" : "off"}.md`;
 const { truth, resources } = loadTruth(process.env.E2E_DATA ?? "build/e2e/data");
 const COUNT = 7;
+
+/** The proxies this suite runs: their config and the policy rules that config documents. */
+const SETUPS = {
+  A: { config: "a.yaml", rules: { followPatientLink: false }, strategy: "auto, fallback primary" },
+  B: { config: "b.yaml", rules: { followPatientLink: false }, strategy: "single, fallback response-filter" },
+  C: { config: "c.yaml", rules: { followPatientLink: false }, strategy: "single, fallback primary" },
+  L: {
+    config: "l.yaml",
+    rules: { followPatientLink: true },
+    strategy: "auto, fallback primary, Patient.link followed",
+  },
+} as const satisfies Record<string, { config: string; rules: AccessRules; strategy: string }>;
+type ProxyName = keyof typeof SETUPS;
+/** The proxies compared type by type for every token (L only where its rule differs: Patient). */
+const COMPARED: ProxyName[] = ["A", "B", "C"];
+
+/** The proxies' FHIR bases, set once they answer. */
+const PROXIES = {} as Record<ProxyName, string>;
+const started: Started[] = [];
+
+beforeAll(async () => {
+  // The configs' audit logs are under build/e2e/proxy/ (an audit record that cannot be written refuses the access).
+  mkdirSync("build/e2e/proxy", { recursive: true });
+  for (const n of Object.keys(SETUPS))
+    rmSync(`build/e2e/proxy/audit-${n.toLowerCase()}.jsonl`, { force: true });
+  // One cursor key for all of them, as replicas would share it.
+  const cursorKey = randomBytes(36).toString("base64url");
+  await Promise.all(
+    (Object.keys(SETUPS) as ProxyName[]).map(async (name) => {
+      const fixed = Number(process.env[`PROXY_PORT_${name}`]);
+      const port = Number.isInteger(fixed) && fixed > 0 ? fixed : await freePort();
+      const base = `http://127.0.0.1:${port}/fhir`;
+      const p = await startProcess(
+        `proxy-${name.toLowerCase()}`,
+        process.execPath,
+        [
+          "dist/src/cli.js",
+          "proxy",
+          "--config",
+          resolve("test/e2e/proxy", SETUPS[name].config),
+          "--upstream",
+          HAPI,
+          "--proxy-addr",
+          `127.0.0.1:${port}`,
+        ],
+        {
+          env: { SMART_AUTHZ_PROXY_CURSOR_KEY: cursorKey },
+          ready: async () => (await fetch(`${base}/metadata`)).status === 200,
+          timeoutMs: 120_000,
+        },
+      );
+      started.push(p);
+      PROXIES[name] = base;
+    }),
+  );
+});
+
+afterAll(async () => {
+  await Promise.all(started.map((p) => stopProcess(p)));
+});
 
 // --- what the policy is configured to hide (its defaults), stated independently here ---------------
 const CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
@@ -106,8 +170,20 @@ const keyOf = (e: any) => `${e.resource.resourceType}/${e.resource.id}`;
 async function pageAll(
   url: string,
   tok: string,
-): Promise<{ match: string[]; include: string[]; pages: number; upstreamLeak: boolean }> {
-  const out = { match: [] as string[], include: [] as string[], pages: 0, upstreamLeak: false };
+): Promise<{
+  match: string[];
+  include: string[];
+  pages: number;
+  warnedPages: number;
+  upstreamLeak: boolean;
+}> {
+  const out = {
+    match: [] as string[],
+    include: [] as string[],
+    pages: 0,
+    warnedPages: 0,
+    upstreamLeak: false,
+  };
   let next: string | undefined = url;
   while (next) {
     if (out.pages > 400) throw new Error(`${url}: more than 400 pages`);
@@ -122,6 +198,12 @@ async function pageAll(
       if (mode === "match") out.match.push(keyOf(e));
       else if (mode === "include") out.include.push(keyOf(e));
     }
+    if (
+      (r.body.entry ?? []).some(
+        (e: any) => e.search?.mode === "outcome" && e.resource?.issue?.[0]?.severity === "warning",
+      )
+    )
+      out.warnedPages++;
     next = (r.body.link ?? []).find((l: any) => l.relation === "next")?.url;
   }
   return out;
@@ -142,35 +224,69 @@ type Row = {
   explained: Record<string, string[]>;
 };
 
-/** Why a record in the token's R4 compartment may be missing through `proxy`, or undefined when it may not. */
-function excuse(proxy: ProxyName, patient: string, key: string): string | undefined {
-  const params = truth.compartments[patient]?.[key] ?? [];
-  if (key.startsWith("Patient/") && !params.includes("_id"))
-    return "Patient.link not followed (policy.patient.follow_patient_link: false, R5 semantics)";
-  const primaryOnly = proxy === "A" && !filterOn;
-  if (primaryOnly && !params.some((p) => ["subject", "patient"].includes(p)))
-    return `fallback primary: linked only by ${params.join(", ")}`;
+/** True when `proxy` answers a multi-alternative narrowing with the primary alternative only (documented fallback). */
+function primaryOnly(proxy: ProxyName): boolean {
+  return proxy === "C" || ((proxy === "A" || proxy === "L") && !filterOn);
+}
+
+/**
+ * Why a record the token may read can be missing through `proxy`, or undefined when it may not:
+ * only the documented `primary` fallback, which searches the patient/subject alternative alone.
+ */
+function excuse(proxy: ProxyName, params: readonly string[]): string | undefined {
+  if (primaryOnly(proxy) && !params.some((p) => ["subject", "patient", "_id"].includes(p)))
+    return `fallback primary (warned on every page): linked only by ${params.join(", ")}`;
   return undefined;
+}
+
+/** What a patient/*.rs token for `patient` may read of `type` through `proxy`: Type/id → linking parameters. */
+function readable(proxy: ProxyName, patient: string, type: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [k, params] of reachableCompartment(truth, patient, SETUPS[proxy].rules))
+    if (k.startsWith(`${type}/`) && !restricted(k)) out.set(k, params);
+  return out;
 }
 
 const rows: Row[] = [];
 const TYPES = Object.keys(truth.compartmentParams).sort();
 
-beforeAll(async () => {
-  for (const [name, base] of Object.entries(PROXIES)) {
-    const r = await call(`${base}/metadata`, undefined);
-    if (r.status !== 200) throw new Error(`proxy ${name} at ${base} does not answer metadata: ${r.status}`);
-  }
-});
-
 afterAll(() => {
   if (rows.length === 0) return;
+  const tokens = new Map<
+    string,
+    { expected: number; seen: number; missing: number; extra: number; explained: number }
+  >();
+  for (const r of rows) {
+    const t = tokens.get(`${r.proxy}|${r.token}`) ?? {
+      expected: 0,
+      seen: 0,
+      missing: 0,
+      extra: 0,
+      explained: 0,
+    };
+    t.expected += r.expected;
+    t.seen += r.seen;
+    t.missing += r.missing.length;
+    t.extra += r.extra.length;
+    t.explained += Object.values(r.explained).flat().length;
+    tokens.set(`${r.proxy}|${r.token}`, t);
+  }
   const lines = [
     `# Proxy vs ground truth (HAPI _filter ${filterOn ? "on" : "off"})`,
     "",
-    "A = strategy auto, fallback primary; B = strategy single, fallback response-filter. `_count=" +
-      COUNT +
-      "`, every page followed.",
+    ...(Object.keys(SETUPS) as ProxyName[]).map((n) => `- ${n}: strategy ${SETUPS[n].strategy}`),
+    "",
+    `Every type searched as \`Type?_count=${COUNT}\` and (patients) as \`Patient/<id>/Type?_count=${COUNT}\`, every page followed. ` +
+      "Expected: the truth's R4 compartment under the proxy's policy rules (Patient.link counted only where followed), less labelled records; users: every unlabelled record.",
+    "",
+    "| proxy | token | expected | seen | missing | extra | missing, explained by the documented strategy |",
+    "|---|---|---:|---:|---:|---:|---:|",
+    ...[...tokens].map(([k, t]) => {
+      const [proxy, tok] = k.split("|");
+      return `| ${proxy} | ${tok} | ${t.expected} | ${t.seen} | ${t.missing} | ${t.extra} | ${t.explained} |`;
+    }),
+    "",
+    "## Per search",
     "",
     "| proxy | token | search | expected | seen | pages | missing | extra | hidden by label | missing, explained |",
     "|---|---|---|---:|---:|---:|---|---|---:|---|",
@@ -185,98 +301,137 @@ afterAll(() => {
   ];
   mkdirSync(dirname(REPORT), { recursive: true });
   writeFileSync(REPORT, `${lines.join("\n")}\n`);
-  console.log(`\n${lines.join("\n")}\n\nwritten to ${REPORT}`);
+  console.log(`\n${lines.slice(0, lines.indexOf("## Per search")).join("\n")}\nper search: ${REPORT}`);
 });
 
-describe.each(Object.keys(PROXIES) as ProxyName[])(
-  "proxy %s: what each patient sees, every page, against the truth",
-  (proxy) => {
-    const base = PROXIES[proxy];
-    it.each(truth.patients)("patient %s, every compartment type", async (patient) => {
-      const tok = await token("--scope", "patient/*.rs", "--patient", patient);
-      const problems: string[] = [];
-      const searches = [
-        ...TYPES.map((type) => ({ type, path: `${type}?_count=${COUNT}`, label: type })),
-        // the same through compartment search (HAPI has none: the proxy narrows a type search instead)
-        ...TYPES.filter((t) => t !== "Patient").map((type) => ({
-          type,
-          path: `Patient/${patient}/${type}?_count=${COUNT}`,
-          label: `Patient/${patient}/${type}`,
-        })),
-      ];
-      for (const { type, path, label } of searches) {
-        const inCompartment = Object.keys(truth.compartments[patient] ?? {}).filter((k) =>
-          k.startsWith(`${type}/`),
-        );
-        const hiddenKeys = inCompartment.filter(restricted);
-        const expected = new Set(inCompartment.filter((k) => !restricted(k)));
-        const got = await pageAll(`${base}/${path}`, tok);
-        const seen = new Set(got.match);
-        const missing = [...expected].filter((k) => !seen.has(k)).sort();
-        const extra = [...seen].filter((k) => !expected.has(k)).sort();
-        const explained: Record<string, string[]> = {};
-        const unexplained: string[] = [];
-        for (const k of missing) {
-          const why = excuse(proxy, patient, k);
-          if (why) (explained[why] ??= []).push(k);
-          else unexplained.push(k);
-        }
-        rows.push({
-          proxy,
-          token: `patient ${patient}`,
-          type: label,
-          expected: expected.size,
-          seen: seen.size,
-          pages: got.pages,
-          missing,
-          extra,
-          hidden: hiddenKeys.length,
-          explained,
-        });
-        if (got.upstreamLeak)
-          problems.push(`${label}: a page named the FHIR server or its paging parameters`);
-        if (seen.size !== got.match.length) problems.push(`${label}: a record appeared twice`);
-        if (extra.length)
-          problems.push(`${label}: released outside the compartment or labelled: ${extra.join(", ")}`);
-        if (unexplained.length) problems.push(`${label}: lost: ${unexplained.join(", ")}`);
-      }
-      expect(problems, `proxy ${proxy}, patient ${patient}`).toEqual([]);
-    });
+/** Compares one search through `proxy` with what the token may read; returns its problems. */
+async function compare(
+  proxy: ProxyName,
+  tok: string,
+  who: string,
+  label: string,
+  url: string,
+  expected: Map<string, string[]>,
+  hidden: number,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const got = await pageAll(url, tok);
+  const seen = new Set(got.match);
+  const missing = [...expected.keys()].filter((k) => !seen.has(k)).sort();
+  const extra = [...seen].filter((k) => !expected.has(k)).sort();
+  const explained: Record<string, string[]> = {};
+  const unexplained: string[] = [];
+  for (const k of missing) {
+    const why = excuse(proxy, expected.get(k) ?? []);
+    if (why) (explained[why] ??= []).push(k);
+    else unexplained.push(k);
+  }
+  rows.push({
+    proxy,
+    token: who,
+    type: label,
+    expected: expected.size,
+    seen: seen.size,
+    pages: got.pages,
+    missing,
+    extra,
+    hidden,
+    explained,
+  });
+  if (got.upstreamLeak) problems.push(`${label}: a page named the FHIR server or its paging parameters`);
+  if (seen.size !== got.match.length) problems.push(`${label}: a record appeared twice`);
+  if (extra.length) problems.push(`${label}: released outside what the token may read: ${extra.join(", ")}`);
+  if (unexplained.length) problems.push(`${label}: lost: ${unexplained.join(", ")}`);
+  if (Object.keys(explained).length > 0 && got.warnedPages !== got.pages)
+    problems.push(
+      `${label}: records left out by the fallback, but ${got.pages - got.warnedPages} page(s) did not say so`,
+    );
+  return problems;
+}
 
-    it("a user (user/*.rs) sees every unlabelled record of every type, through every page", async () => {
-      const tok = await token("--scope", "user/*.rs", "--fhir-user", "Practitioner/prac-1");
-      const problems: string[] = [];
-      for (const type of Object.keys(truth.counts).sort()) {
-        const all = (truth.ids[type] ?? []).map((id) => `${type}/${id}`);
-        const expected = new Set(all.filter((k) => !restricted(k)));
-        const got = await pageAll(`${base}/${type}?_count=${COUNT * 3}`, tok);
-        const seen = new Set(got.match);
-        const missing = [...expected].filter((k) => !seen.has(k)).sort();
-        const extra = [...seen].filter((k) => !expected.has(k)).sort();
-        rows.push({
+describe.each(COMPARED)("proxy %s: what each patient sees, every page, against the truth", (proxy) => {
+  it.each(truth.patients)("patient %s, every compartment type", async (patient) => {
+    const tok = await token("--scope", "patient/*.rs", "--patient", patient);
+    const base = PROXIES[proxy];
+    const problems: string[] = [];
+    const searches = [
+      ...TYPES.map((type) => ({ type, path: `${type}?_count=${COUNT}`, label: type })),
+      // the same through compartment search (HAPI has none: the proxy narrows a type search instead)
+      ...TYPES.filter((t) => t !== "Patient").map((type) => ({
+        type,
+        path: `Patient/${patient}/${type}?_count=${COUNT}`,
+        label: `Patient/${patient}/${type}`,
+      })),
+    ];
+    for (const { type, path, label } of searches) {
+      const hidden = Object.keys(truth.compartments[patient] ?? {}).filter(
+        (k) => k.startsWith(`${type}/`) && restricted(k),
+      ).length;
+      problems.push(
+        ...(await compare(
           proxy,
-          token: "user prac-1",
+          tok,
+          `patient ${patient}`,
+          label,
+          `${base}/${path}`,
+          readable(proxy, patient, type),
+          hidden,
+        )),
+      );
+    }
+    expect(problems, `proxy ${proxy}, patient ${patient}`).toEqual([]);
+  });
+
+  it("a user (user/*.rs) sees every unlabelled record of every type, through every page", async () => {
+    const tok = await token("--scope", "user/*.rs", "--fhir-user", "Practitioner/prac-1");
+    const problems: string[] = [];
+    for (const type of Object.keys(truth.counts).sort()) {
+      const all = (truth.ids[type] ?? []).map((id) => `${type}/${id}`);
+      const expected = new Map(all.filter((k) => !restricted(k)).map((k) => [k, [] as string[]]));
+      problems.push(
+        ...(await compare(
+          proxy,
+          tok,
+          "user prac-1",
           type,
-          expected: expected.size,
-          seen: seen.size,
-          pages: got.pages,
-          missing,
-          extra,
-          hidden: all.length - expected.size,
-          explained: {},
-        });
-        if (extra.length) problems.push(`${type}: labelled records released: ${extra.join(", ")}`);
-        if (missing.length) problems.push(`${type}: lost: ${missing.join(", ")}`);
-      }
-      expect(problems, `proxy ${proxy}, user`).toEqual([]);
-    });
-  },
-);
+          `${PROXIES[proxy]}/${type}?_count=${COUNT * 3}`,
+          expected,
+          all.length - expected.size,
+        )),
+      );
+    }
+    expect(problems, `proxy ${proxy}, user`).toEqual([]);
+  });
+});
+
+describe("proxy L: Patient.link followed (policy.patient.follow_patient_link: true)", () => {
+  it.each(truth.patients)(
+    "patient %s sees its own Patient and the Patients linked to it, nothing else",
+    async (patient) => {
+      const tok = await token("--scope", "patient/*.rs", "--patient", patient);
+      const expected = readable("L", patient, "Patient");
+      const problems = await compare(
+        "L",
+        tok,
+        `patient ${patient}`,
+        "Patient",
+        `${PROXIES.L}/Patient?_count=${COUNT}`,
+        expected,
+        0,
+      );
+      expect(problems).toEqual([]);
+      for (const key of expected.keys())
+        expect((await call(`${PROXIES.L}/${key}`, tok)).status, key).toBe(200);
+    },
+  );
+});
 
 describe("reads of other patients' resources", () => {
   it("are answered exactly like resources that do not exist", async () => {
     const tok = await token("--scope", "patient/*.rs", "--patient", "123");
-    const mine = new Set(Object.keys(truth.compartments["123"] ?? {}));
+    // 123's compartment as proxy A's rules reach it: Patient/888 (linked to 123) is another patient's here
+    const mine = new Set(reachableCompartment(truth, "123", SETUPS.A.rules).keys());
+    expect(mine.has("Patient/888")).toBe(false);
     const others = [...resources.keys()].filter(
       (k) => !mine.has(k) && !SHARED.has(k.split("/")[0]!) && !k.startsWith("Practitioner"),
     );
@@ -311,12 +466,13 @@ describe("includes", () => {
       tok,
     );
     expect(obs.include.filter((k) => k.startsWith("Practitioner/"))).toEqual([]);
-    const mine = new Set(Object.keys(truth.compartments["123"] ?? {}));
+    const mine = new Set(reachableCompartment(truth, "123", SETUPS.A.rules).keys());
     for (const k of [...obs.match, ...obs.include]) expect(mine.has(k) && !restricted(k), k).toBe(true);
     // everything the token may see, less what proxy A's fallback leaves out when HAPI has no _filter
     expect(obs.match.sort()).toEqual(
-      [...mine]
-        .filter((k) => k.startsWith("Observation/") && !restricted(k) && excuse("A", "123", k) === undefined)
+      [...readable("A", "123", "Observation")]
+        .filter(([, params]) => excuse("A", params) === undefined)
+        .map(([k]) => k)
         .sort(),
     );
     const enc = await pageAll(`${PROXIES.A}/Encounter?_count=2&_include=Encounter:service-provider`, tok);
@@ -328,7 +484,7 @@ describe("includes", () => {
   it("$everything releases only the compartment and shared types", async () => {
     const tok = await token("--scope", "patient/*.rs", "--patient", "123");
     const got = await pageAll(`${PROXIES.A}/Patient/123/$everything?_count=50`, tok);
-    const mine = new Set(Object.keys(truth.compartments["123"] ?? {}));
+    const mine = new Set(reachableCompartment(truth, "123", SETUPS.A.rules).keys());
     for (const k of got.match)
       expect((mine.has(k) && !restricted(k)) || SHARED.has(k.split("/")[0]!), k).toBe(true);
     expect(got.match).toContain("Patient/123");
@@ -440,7 +596,7 @@ describe("writes and batches for other patients are refused, and HAPI is unchang
     expect(e[0].resource.id).toBe("obs-123-0001");
     expect(e[1].response.status).toMatch(/^404/);
     expect(e[2].response.status).toMatch(/^404/);
-    const mine = new Set(Object.keys(truth.compartments["123"] ?? {}));
+    const mine = new Set(reachableCompartment(truth, "123", SETUPS.A.rules).keys());
     const nested = (e[3].resource.entry ?? []) as any[];
     for (const x of nested.filter((n) => n.search?.mode !== "outcome"))
       expect(mine.has(keyOf(x)) && !restricted(keyOf(x)), keyOf(x)).toBe(true);

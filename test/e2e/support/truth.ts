@@ -58,3 +58,39 @@ export function compartmentOf(truth: Truth, patient: string, type: string, param
     .map(([k]) => k)
     .sort();
 }
+
+/** The documented rules of smart-authz's policy that decide what of the R4 compartment a patient/ token reads. */
+export interface AccessRules {
+  /** `policy.patient.follow_patient_link` (default false): a Patient is in another's compartment by `Patient.link`. */
+  followPatientLink: boolean;
+}
+
+/**
+ * The parameters by which a record reaches a patient's compartment under `rules`: the truth's
+ * R4 parameters (test/e2e/data/generate.mjs), less `Patient.link` when the policy does not follow it.
+ */
+export function linkingParams(rules: AccessRules, params: readonly string[], key: string): string[] {
+  return key.startsWith("Patient/") && !rules.followPatientLink
+    ? params.filter((p) => p !== "link")
+    : [...params];
+}
+
+/**
+ * A patient's compartment as a patient/ token under `rules` reaches it: every member of the
+ * truth's R4 compartment that some parameter the rules count puts there (the truth itself keeps
+ * the R4 membership, which the smoke test checks against HAPI). `Type/id` → those parameters.
+ */
+export function reachableCompartment(
+  truth: Truth,
+  patient: string,
+  rules: AccessRules,
+): Map<string, string[]> {
+  const members = truth.compartments[patient];
+  if (!members) throw new Error(`no patient ${patient} in the truth`);
+  const out = new Map<string, string[]>();
+  for (const [key, params] of Object.entries(members)) {
+    const counted = linkingParams(rules, params, key);
+    if (counted.length > 0) out.set(key, counted);
+  }
+  return out;
+}
