@@ -171,10 +171,12 @@ describe("paging cursors", () => {
   it("refuses a changed, foreign, expired or malformed cursor", () => {
     const c = signer.seal(payload);
     const [body, mac] = c.split(".") as [string, string];
-    const changed = Buffer.from(
-      JSON.stringify({ ...JSON.parse(Buffer.from(body, "base64url").toString()), page: "Patient" }),
-    ).toString("base64url");
-    expect(signer.open(`${changed}.${mac}`, "b1")).toMatchObject({ reason: "forged" });
+    const sealed = Buffer.from(body, "base64url");
+    sealed[sealed.length - 1]! ^= 1;
+    expect(signer.open(`${sealed.toString("base64url")}.${mac}`, "b1")).toMatchObject({ reason: "forged" });
+    const tag = Buffer.from(mac, "base64url");
+    tag[0]! ^= 1;
+    expect(signer.open(`${body}.${tag.toString("base64url")}`, "b1")).toMatchObject({ reason: "forged" });
     expect(new CursorSigner("z".repeat(40), 60_000, () => now).open(c, "b1")).toMatchObject({
       reason: "forged",
     });
@@ -184,6 +186,15 @@ describe("paging cursors", () => {
       expect(signer.open(bad, "b1")).toMatchObject({ reason: "malformed" });
     now += 60_001;
     expect(signer.open(c, "b1")).toMatchObject({ reason: "expired" });
+  });
+
+  it("is opaque: neither the server's paging address nor the request can be read from it", () => {
+    const c = signer.seal(payload);
+    const bytes = Buffer.concat(c.split(".").map((p) => Buffer.from(p, "base64url")));
+    for (const leak of ["_getpages", "Observation", "code=x", "b1", "n1"])
+      expect(bytes.includes(Buffer.from(leak)), leak).toBe(false);
+    // sealed twice, two different cursors (a fresh IV each time)
+    expect(signer.seal(payload)).not.toBe(c);
   });
 
   it("binds to issuer, subject, client and patient; fingerprints narrowing regardless of order", () => {
@@ -272,6 +283,8 @@ describe("addresses", () => {
     const out = rewriteBundle(
       {
         resourceType: "Bundle",
+        // HAPI names the stored search by the Bundle's id: it is the `_getpages` value
+        id: "a",
         link: [
           { relation: "self", url: "http://fhir.internal:8090/fhir/Observation?_filter=x" },
           { relation: "next", url: "http://fhir.internal:8090/fhir?_getpages=a" },
@@ -291,6 +304,7 @@ describe("addresses", () => {
         selfUrl: "https://api.example.org/r4/Observation",
       },
     );
+    expect(out.id).toMatch(/^[0-9a-f-]{36}$/);
     const links = out.link as { relation: string; url: string }[];
     expect(links.map((l) => l.relation)).toEqual(["self", "next"]);
     expect(links[0]!.url).toBe("https://api.example.org/r4/Observation");

@@ -328,4 +328,90 @@ describe.skipIf(!built)("proxy: writes", () => {
     for (const e of r.body.entry)
       if (e.response.location) expect(e.response.location).not.toContain(h.fake.base);
   });
+
+  describe("references in what is written are no existence oracle", () => {
+    // A FHIR server validates local references (HAPI: 400 "Resource Observation/x not found" or 201),
+    // so a write naming another patient's record would tell whether it exists.
+    const probe = (ref: string) => ({
+      resourceType: "Observation",
+      status: "final",
+      code: { text: "probe" },
+      subject: { reference: "Patient/123" },
+      hasMember: [{ reference: ref }],
+    });
+
+    it("refuses a create naming another patient's record exactly like one naming nothing, and sends neither", async () => {
+      h.fake.seed(observation("ref-other", "Patient/999"), observation("ref-own", "Patient/123"));
+      const posts = h.fake.requests("POST").length;
+      const other = await call(`${h.base}/Observation`, {
+        method: "POST",
+        token,
+        body: probe("Observation/ref-other"),
+      });
+      const missing = await call(`${h.base}/Observation`, {
+        method: "POST",
+        token,
+        body: probe("Observation/ref-none"),
+      });
+      expect(other.status).toBe(400);
+      expect(missing.status).toBe(400);
+      const text = (a: typeof other) => JSON.stringify(a.body).replace(/ref-other|ref-none/g, "X");
+      expect(text(other)).toBe(text(missing));
+      expect(h.fake.requests("POST").length).toBe(posts);
+      const own = await call(`${h.base}/Observation`, {
+        method: "POST",
+        token,
+        body: probe("Observation/ref-own"),
+      });
+      expect(own.status).toBe(201);
+    });
+
+    it("checks updates, patches, conditional references and batch entries the same way", async () => {
+      h.fake.seed(observation("ref-target", "Patient/123"), observation("ref-other2", "Patient/999"));
+      const puts = h.fake.requests("PUT").length;
+      const put = await call(`${h.base}/Observation/ref-target`, {
+        method: "PUT",
+        token,
+        body: {
+          ...observation("ref-target", "Patient/123"),
+          hasMember: [{ reference: "Observation/ref-other2" }],
+        },
+      });
+      expect(put.status).toBe(400);
+      const patch = await call(`${h.base}/Observation/ref-target`, {
+        method: "PATCH",
+        token,
+        body: [{ op: "add", path: "/hasMember", value: [{ reference: "Observation/ref-other2" }] }],
+        headers: { "content-type": "application/json-patch+json" },
+      });
+      expect(patch.status).toBe(400);
+      expect(h.fake.requests("PUT").length).toBe(puts);
+      const conditional = await call(`${h.base}/Observation`, {
+        method: "POST",
+        token,
+        body: probe("Observation?subject=Patient/999&code=x"),
+      });
+      expect(conditional.status).toBe(400);
+      const batch = await call(h.base, {
+        method: "POST",
+        token,
+        body: {
+          resourceType: "Bundle",
+          type: "batch",
+          entry: [
+            { request: { method: "POST", url: "Observation" }, resource: probe("Observation/ref-other2") },
+          ],
+        },
+      });
+      expect(batch.status).toBe(200);
+      expect((batch.body as any).entry[0].response.status).toMatch(/^400/);
+      // references to shared or non-patient data are the server's to check
+      const practitioner = await call(`${h.base}/Observation`, {
+        method: "POST",
+        token,
+        body: { ...probe("Observation/ref-target"), performer: [{ reference: "Practitioner/anyone" }] },
+      });
+      expect(practitioner.status).toBe(201);
+    });
+  });
 });

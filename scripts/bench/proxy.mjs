@@ -17,7 +17,8 @@
 // the p50s (proxy / HAPI); writes build/bench/proxy.json and build/bench/proxy.md.
 //
 // Variables: FHIR_BASE (required), BENCH_PROXY_PORT (default: a free port), BENCH_PROXY_ROUNDS
-// (read rounds, default 300; the others in proportion), BENCH_PROXY_CPU_PROF=1 (the proxy runs
+// (read rounds, default 300; the others in proportion), BENCH_PROXY_CASES (e.g. read,search; default
+// all), BENCH_PROXY_CPU_PROF=1 (the proxy runs
 // with --cpu-prof; profiles in build/bench/proxy/prof/), BENCH_PROXY_LOG_LEVEL (default info).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdirSync, openSync, writeFileSync } from "node:fs";
@@ -277,7 +278,8 @@ async function main() {
   const auth = { authorization: `Bearer ${token()}`, accept: "application/fhir+json" };
   const results = {};
   try {
-    for (const c of CASES) {
+    const only = process.env.BENCH_PROXY_CASES?.split(",");
+    for (const c of CASES.filter((x) => !only || only.includes(x.name))) {
       const ask = {
         hapi: () =>
           timed("hapi", `${FHIR_BASE}/${c.upstream}`, { headers: { accept: "application/fhir+json" } }),

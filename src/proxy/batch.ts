@@ -9,6 +9,7 @@
  * only its permitted entries and answers the refused ones with their OperationOutcome, in the
  * original order (the batch-response is rebuilt).
  */
+import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { Decision, DecisionInput } from "../core/contract.js";
 import { bindingOf, narrowFingerprint } from "./cursor.js";
@@ -35,6 +36,7 @@ import {
 } from "./interaction.js";
 import { ProxyError, denial, notFound, type ProxyAnswer } from "./outcome.js";
 import { applyElements, elementsOf, isBundle, isObject, releaseBundle, releaseResource } from "./release.js";
+import { refuseHiddenReferences } from "./references.js";
 import { rewriteBundle } from "./rewrite.js";
 import { searchRoute, withWarning } from "./search.js";
 
@@ -124,6 +126,7 @@ export async function handleBatch(rt: ProxyRuntime, ex: Exchange, decision: Deci
   const rest: Json = { ...upstreamBundle };
   delete rest.link;
   delete rest.entry;
+  if (rest.id !== undefined) rest.id = randomUUID();
   return {
     status: 200,
     headers: {},
@@ -190,6 +193,8 @@ async function prepare(
     check,
   });
   try {
+    if (["create", "update", "patch", "conditional"].includes(interaction.kind))
+      await refuseHiddenReferences(rt, ex, entry.resource);
     switch (interaction.kind) {
       case "read":
         return forward(

@@ -4,10 +4,14 @@
  * the cursor is the server's page address (relative to its base), the client's original request
  * (to decide again on every page), who may follow it and until when, signed with HMAC-SHA256.
  * A cursor that was changed, belongs to another token subject/client/patient or has expired is refused.
+ * It is opaque: encrypted as well as authenticated, so a client learns neither the server's paging
+ * address (HAPI's `_getpages` id names the stored search, whose pages are unfiltered) nor the
+ * narrowing the proxy applied.
  *
- * Format: base64url(JSON payload) "." base64url(HMAC-SHA256(key, "smart-authz-cursor.v1." + first part)).
+ * Format: base64url(IV ‖ AES-256-GCM(JSON payload)) "." base64url(GCM tag), with the key
+ * SHA-256("smart-authz-cursor.v2." ‖ configured key) and the context string as associated data.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 
 export interface CursorPayload {
   /** The server's page, relative to the upstream base ("?_getpages=…", "Observation?…"). */
@@ -32,7 +36,8 @@ export type CursorFailure = { reason: "malformed" | "forged" | "expired" | "othe
 /** Largest cursor accepted (a URL holds it). */
 export const MAX_CURSOR_LENGTH = 12_000;
 
-const CONTEXT = "smart-authz-cursor.v1.";
+const CONTEXT = "smart-authz-cursor.v2.";
+const IV_BYTES = 12;
 
 export class CursorSigner {
   /** True when the key was generated at start (cursors do not survive a restart or cross replicas). */
@@ -45,13 +50,17 @@ export class CursorSigner {
     private readonly now: () => number = Date.now,
   ) {
     this.ephemeral = key === undefined;
-    this.key = key === undefined ? randomBytes(32) : Buffer.from(key, "utf8");
+    this.key =
+      key === undefined ? randomBytes(32) : createHash("sha256").update(CONTEXT).update(key, "utf8").digest();
   }
 
   seal(payload: Omit<CursorPayload, "expires">): string {
     const full: CursorPayload = { ...payload, expires: this.now() + this.ttlMs };
-    const body = Buffer.from(JSON.stringify(full), "utf8").toString("base64url");
-    return `${body}.${this.mac(body)}`;
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", this.key, iv);
+    cipher.setAAD(Buffer.from(CONTEXT, "utf8"));
+    const sealed = Buffer.concat([iv, cipher.update(JSON.stringify(full), "utf8"), cipher.final()]);
+    return `${sealed.toString("base64url")}.${cipher.getAuthTag().toString("base64url")}`;
   }
 
   /** The payload of a genuine, unexpired cursor bound to `binding`, or why not. */
@@ -62,18 +71,27 @@ export class CursorSigner {
       !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(cursor)
     )
       return { reason: "malformed", message: "the paging cursor is malformed" };
-    const [body, mac] = cursor.split(".") as [string, string];
-    const expected = Buffer.from(this.mac(body), "utf8");
-    const given = Buffer.from(mac, "utf8");
-    if (expected.length !== given.length || !timingSafeEqual(expected, given))
+    const [body, tag] = cursor.split(".") as [string, string];
+    const sealed = Buffer.from(body, "base64url");
+    const mac = Buffer.from(tag, "base64url");
+    if (sealed.length <= IV_BYTES || mac.length !== 16)
+      return { reason: "malformed", message: "the paging cursor is malformed" };
+    let text: string;
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", this.key, sealed.subarray(0, IV_BYTES));
+      decipher.setAAD(Buffer.from(CONTEXT, "utf8"));
+      decipher.setAuthTag(mac);
+      text = Buffer.concat([decipher.update(sealed.subarray(IV_BYTES)), decipher.final()]).toString("utf8");
+    } catch {
       return {
         reason: "forged",
         message:
           "the paging cursor was not issued by this proxy (or the proxy restarted without a configured cursor key)",
       };
+    }
     let payload: CursorPayload;
     try {
-      payload = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as CursorPayload;
+      payload = JSON.parse(text) as CursorPayload;
     } catch {
       return { reason: "malformed", message: "the paging cursor is malformed" };
     }
@@ -94,10 +112,6 @@ export class CursorSigner {
         message: "the paging cursor belongs to another user, client or patient",
       };
     return payload;
-  }
-
-  private mac(body: string): string {
-    return createHmac("sha256", this.key).update(CONTEXT).update(body).digest("base64url");
   }
 }
 

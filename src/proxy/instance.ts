@@ -28,6 +28,7 @@ import { appendParams, queryValues, withQuery, withoutParams, type Interaction }
 import { planNarrowing } from "./narrowing.js";
 import { ProxyError, denial, notFound, type ProxyAnswer } from "./outcome.js";
 import { applyElements, elementsOf, isObject, releaseResource } from "./release.js";
+import { refuseHiddenReferences } from "./references.js";
 import { rewriteLocation } from "./rewrite.js";
 import type { UpstreamResponse } from "./upstream.js";
 
@@ -205,6 +206,7 @@ async function forwardWrite(
   let target = `${i.type}/${i.id}`;
   if (i.kind !== "delete") {
     if (ex.body === undefined) throw new ProxyError(400, "invalid", `${i.kind} needs a body`);
+    await refuseHiddenReferences(rt, ex, ex.body);
     body = jsonBody(ex.body);
     headers["content-type"] =
       i.kind === "patch" && Array.isArray(ex.body) ? "application/json-patch+json" : "application/fhir+json";
@@ -275,6 +277,7 @@ export async function handleCreate(
       "the policy permits this create only in a narrowed form, which needs If-None-Exist",
     );
   }
+  await refuseHiddenReferences(rt, ex, ex.body);
   const res = await upstreamCall(rt, ex, "POST", i.type, headers, jsonBody(ex.body));
   return writeAnswer(rt, ex, res);
 }
@@ -362,6 +365,7 @@ export async function handleConditional(
     if (i.method !== "DELETE") {
       if (ex.body === undefined)
         throw new ProxyError(400, "invalid", "a conditional update or patch needs a body");
+      await refuseHiddenReferences(rt, ex, ex.body);
       body = jsonBody(ex.body);
       headers["content-type"] =
         i.method === "PATCH" && Array.isArray(ex.body)

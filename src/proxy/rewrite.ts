@@ -1,9 +1,11 @@
 /**
  * Addresses in what the client receives point at the proxy, never at the FHIR server behind it:
  * `fullUrl`, batch `response.location`, the `Location` and `Content-Location` headers, the
- * CapabilityStatement's `implementation.url`. Paging links become signed cursors (cursor.ts); a
+ * CapabilityStatement's `implementation.url`; a Bundle's id (HAPI's names its stored search) is
+ * replaced. Paging links become signed cursors (cursor.ts); a
  * link that does not point into the FHIR server's base is dropped rather than passed on.
  */
+import { randomUUID } from "node:crypto";
 import type { CursorPayload, CursorSigner } from "./cursor.js";
 import { PAGE_PATH } from "./interaction.js";
 import { isObject } from "./release.js";
@@ -57,6 +59,8 @@ export function rewriteBundle(
   paging: { signer: CursorSigner; binding: PageBinding; selfUrl: string } | undefined,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = { ...bundle };
+  // The server's Bundle id can name its stored search (HAPI: the `_getpages` id): a fresh one.
+  if (bundle.id !== undefined) out.id = randomUUID();
   if (Array.isArray(bundle.entry)) {
     out.entry = (bundle.entry as unknown[]).map((e) => {
       if (!isObject(e)) return e;

@@ -182,7 +182,7 @@ export class UpstreamClient {
         );
         res.on("end", () => {
           if (settled) return;
-          const body = Buffer.concat(chunks);
+          const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
           let json: unknown;
           if (body.length > 0 && body.toString("utf8").trim() !== "") {
             const type = res.headers["content-type"] ?? "";

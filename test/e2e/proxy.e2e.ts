@@ -193,6 +193,12 @@ async function pageAll(
     out.pages++;
     const text = JSON.stringify(r.body);
     if (text.includes(HAPI) || text.includes("_getpages")) out.upstreamLeak = true;
+    // cursors are opaque: HAPI's stored-search id (its pages are unfiltered) cannot be read from them
+    for (const l of r.body.link ?? []) {
+      const cursor = /[?&]cursor=([^&]+)/.exec(l.url ?? "")?.[1] ?? "";
+      const bytes = Buffer.concat(cursor.split(".").map((p: string) => Buffer.from(p, "base64url")));
+      if (bytes.includes(Buffer.from("_getpages"))) out.upstreamLeak = true;
+    }
     for (const e of r.body.entry ?? []) {
       const mode = e.search?.mode ?? "match";
       if (mode === "match") out.match.push(keyOf(e));
@@ -252,24 +258,37 @@ const TYPES = Object.keys(truth.compartmentParams).sort();
 
 afterAll(() => {
   if (rows.length === 0) return;
-  const tokens = new Map<
-    string,
-    { expected: number; seen: number; missing: number; extra: number; explained: number }
-  >();
+  // Per token, the type searches (`Type?…`): each record once. The compartment-search form
+  // (`Patient/<id>/Type?…`) must give the same answer; its differences are counted beside.
+  type Sum = {
+    expected: number;
+    seen: number;
+    missing: number;
+    extra: number;
+    explained: number;
+    viaCompartment: number;
+  };
+  const tokens = new Map<string, Sum>();
   for (const r of rows) {
-    const t = tokens.get(`${r.proxy}|${r.token}`) ?? {
+    const key = `${r.proxy}|${r.token}`;
+    const t = tokens.get(key) ?? {
       expected: 0,
       seen: 0,
       missing: 0,
       extra: 0,
       explained: 0,
+      viaCompartment: 0,
     };
-    t.expected += r.expected;
-    t.seen += r.seen;
-    t.missing += r.missing.length;
-    t.extra += r.extra.length;
-    t.explained += Object.values(r.explained).flat().length;
-    tokens.set(`${r.proxy}|${r.token}`, t);
+    if (r.type.includes("/"))
+      t.viaCompartment += r.missing.length - Object.values(r.explained).flat().length + r.extra.length;
+    else {
+      t.expected += r.expected;
+      t.seen += r.seen;
+      t.missing += r.missing.length;
+      t.extra += r.extra.length;
+      t.explained += Object.values(r.explained).flat().length;
+    }
+    tokens.set(key, t);
   }
   const lines = [
     `# Proxy vs ground truth (HAPI _filter ${filterOn ? "on" : "off"})`,
@@ -279,11 +298,12 @@ afterAll(() => {
     `Every type searched as \`Type?_count=${COUNT}\` and (patients) as \`Patient/<id>/Type?_count=${COUNT}\`, every page followed. ` +
       "Expected: the truth's R4 compartment under the proxy's policy rules (Patient.link counted only where followed), less labelled records; users: every unlabelled record.",
     "",
-    "| proxy | token | expected | seen | missing | extra | missing, explained by the documented strategy |",
-    "|---|---|---:|---:|---:|---:|---:|",
+    "| proxy | token | records expected | seen | missing | extra | missing, explained by the documented strategy | the same via Patient/<id>/Type: unexplained missing + extra |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
     ...[...tokens].map(([k, t]) => {
       const [proxy, tok] = k.split("|");
-      return `| ${proxy} | ${tok} | ${t.expected} | ${t.seen} | ${t.missing} | ${t.extra} | ${t.explained} |`;
+      const via = tok!.startsWith("patient") && proxy !== "L" ? String(t.viaCompartment) : "n/a";
+      return `| ${proxy} | ${tok} | ${t.expected} | ${t.seen} | ${t.missing} | ${t.extra} | ${t.explained} | ${via} |`;
     }),
     "",
     "## Per search",
@@ -607,6 +627,31 @@ describe("writes and batches for other patients are refused, and HAPI is unchang
     expect(warned).toBe(!filterOn);
     expect(e[4].response.status).toMatch(/^403/);
     expect(await hapiVersion("Observation/obs-999-0002")).toBe(before);
+  });
+
+  it("a reference to another patient's record is refused exactly like one to no record: no existence oracle", async () => {
+    // HAPI validates references: unchecked, 201 would mean "exists" and 400 "does not"
+    const marker = `ref-${Date.now()}`;
+    const probe = (ref: string) => ({
+      resourceType: "Observation",
+      status: "final",
+      code: { coding: [{ system: "urn:e2e", code: marker }] },
+      subject: { reference: "Patient/123" },
+      hasMember: [{ reference: ref }],
+    });
+    const other = await call(`${PROXIES.A}/Observation`, tok, {
+      method: "POST",
+      body: probe("Observation/obs-999-0001"),
+    });
+    const none = await call(`${PROXIES.A}/Observation`, tok, {
+      method: "POST",
+      body: probe("Observation/no-such-obs"),
+    });
+    expect([other.status, none.status]).toEqual([400, 400]);
+    const masked = (a: Answer) => JSON.stringify(a.body).replace(/obs-999-0001|no-such-obs/g, "X");
+    expect(masked(other)).toBe(masked(none));
+    const created = await call(`${HAPI}/Observation?code=urn:e2e|${marker}`, undefined);
+    expect(created.body.entry ?? []).toEqual([]);
   });
 
   it("a transaction with one refused entry is refused whole: HAPI unchanged", async () => {
