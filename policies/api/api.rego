@@ -7,6 +7,7 @@
 package smart.api
 
 import data.smart.access
+import data.smart.config
 import data.smart.grant
 import data.smart.label
 import data.smart.lib.fhir
@@ -573,7 +574,7 @@ audit_obligations(d) := label_obligations if {
 	label_obligations := array.concat(btg_obligations(d), label_denied_obligations(d))
 	count(label_obligations) > 0
 } else := [label.audit_obligation("access", decision_refs(d), [], access_outcome(d))] if {
-	label.audit_all_decisions
+	config.audit_all_decisions
 } else := []
 
 # Only labelled resources can need a label audit record: skip the work when nothing is labelled.
