@@ -305,7 +305,16 @@ request_url_consistent(url, r) if {
 }
 
 # `url` names type/id: relative (t/id, t/id/_history/v) or an absolute URL ending so.
+# The common spelling, an absolute URL ending in /<type>/<id>, without splitting it.
 url_names(url, t, id) if {
+	is_string(url)
+	is_string(t)
+	fhir.valid_id(id)
+	some scheme in ["http://", "https://"]
+	startswith(url, scheme)
+	endswith(url, concat("/", ["", t, id]))
+	not contains(url, "#")
+} else if {
 	is_string(id)
 	id in url_ids(url, t)
 }
@@ -327,7 +336,8 @@ url_tail_ok(_, n, k) if n == k
 
 url_tail_ok(url, n, k) if {
 	n > k
-	regex.match(`^https?://`, url)
+	some scheme in ["http://", "https://"]
+	startswith(url, scheme)
 }
 
 url_version_ok(_, _, 2)

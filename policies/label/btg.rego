@@ -28,7 +28,7 @@ header_purposes := {{"code": c, "source": "headers.category"} |
 # urn:oid:2.16.840.1.113883.5.8#BTG), a Coding, or a CodeableConcept.
 purpose_item_codes(x) := {x} if {
 	is_string(x)
-	regex.match(`^[A-Za-z_][A-Za-z0-9_-]*$`, x)
+	code_token(x)
 }
 
 purpose_item_codes(x) := {c} if {
@@ -65,7 +65,15 @@ qualified_purpose(s) := code if {
 	i > 0
 	canonical(substring(s, 0, i)) == act_reason_system
 	code := substring(s, i + 1, -1)
-	regex.match(`^[A-Za-z_][A-Za-z0-9_-]*$`, code)
+	code_token(code)
+}
+
+# A bare code: a letter or "_", then letters, digits, "_" and "-" (checked without a regular
+# expression, which WASM compiles on every evaluation).
+code_token(x) if {
+	trim(substring(x, 0, 1), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") == ""
+	x != ""
+	trim(x, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == ""
 }
 
 last_index(s, sep) := count(s) - (count(parts[count(parts) - 1]) + 1) if {
