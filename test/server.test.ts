@@ -36,14 +36,7 @@ function auditRecords(path = auditPath): Record<string, any>[] {
 
 function configSpec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
   return {
-    issuers: [
-      {
-        issuer: issuer.issuer,
-        audience: "https://fhir.test",
-        algorithms: ["ES256"],
-        jwks_uri: issuer.jwksUri,
-      },
-    ],
+    issuers: [issuer.configEntry],
     bundle: freshBundle(),
     ...extra,
     server: { body_limit: "16kb", fhir_base_path: "/fhir", ...extra.server },

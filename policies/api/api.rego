@@ -7,6 +7,7 @@
 package smart.api
 
 import data.smart.access
+import data.smart.config
 import data.smart.grant
 import data.smart.label
 import data.smart.lib.fhir
@@ -304,7 +305,16 @@ request_url_consistent(url, r) if {
 }
 
 # `url` names type/id: relative (t/id, t/id/_history/v) or an absolute URL ending so.
+# The common spelling, an absolute URL ending in /<type>/<id>, without splitting it.
 url_names(url, t, id) if {
+	is_string(url)
+	is_string(t)
+	fhir.valid_id(id)
+	some scheme in ["http://", "https://"]
+	startswith(url, scheme)
+	endswith(url, concat("/", ["", t, id]))
+	not contains(url, "#")
+} else if {
 	is_string(id)
 	id in url_ids(url, t)
 }
@@ -326,7 +336,8 @@ url_tail_ok(_, n, k) if n == k
 
 url_tail_ok(url, n, k) if {
 	n > k
-	regex.match(`^https?://`, url)
+	some scheme in ["http://", "https://"]
+	startswith(url, scheme)
 }
 
 url_version_ok(_, _, 2)
@@ -573,7 +584,7 @@ audit_obligations(d) := label_obligations if {
 	label_obligations := array.concat(btg_obligations(d), label_denied_obligations(d))
 	count(label_obligations) > 0
 } else := [label.audit_obligation("access", decision_refs(d), [], access_outcome(d))] if {
-	label.audit_all_decisions
+	config.audit_all_decisions
 } else := []
 
 # Only labelled resources can need a label audit record: skip the work when nothing is labelled.
