@@ -163,6 +163,14 @@ describe.skipIf(!built)("proxy: JSON only, upstream hygiene, failing closed", ()
       raw: "<Observation/>",
     });
     expect(c.status).toBe(415);
+    // _format in a POST _search form body is a search parameter like any other
+    const form = await call(local("/Observation/_search"), {
+      method: "POST",
+      token,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      raw: "code=x&_format=xml",
+    });
+    expect(form.status).toBe(406);
     expect(h.fake.log.length).toBe(before);
     const ok = await call(local("/Observation/o-123-a?_format=json"), {
       token,

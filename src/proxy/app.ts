@@ -149,7 +149,10 @@ async function handle(
   if (interaction.kind === "capabilities") return capabilities(rt, interaction.which, target.query, client);
 
   const { body, contentType } = parseBody(req, interaction);
-  if (typeof body === "string") refuseServerPaging(body);
+  if (typeof body === "string") {
+    refuseServerPaging(body);
+    refuseNonJsonFormat(body);
+  }
   const verified = await verifyToken(ctx, req);
   if ("answer" in verified) return verified.answer;
   const headers: Record<string, string> = {};
@@ -225,6 +228,13 @@ function refuseServerPaging(query: string): void {
 
 /** JSON only: `_format` and `Accept` must allow JSON (406), bodies must be JSON (415). */
 function checkFormats(req: Request, query: string): void {
+  refuseNonJsonFormat(query);
+  const accept = req.get("accept");
+  if (accept !== undefined && accept.trim() !== "") refuseNonJsonAccept(accept);
+}
+
+/** `_format` in a query or a form body must name JSON (406). */
+function refuseNonJsonFormat(query: string): void {
   for (const f of queryValues(query, "_format")) {
     if (!JSON_FORMATS.has(f.trim().toLowerCase())) {
       throw new ProxyError(
@@ -234,28 +244,29 @@ function checkFormats(req: Request, query: string): void {
       );
     }
   }
-  const accept = req.get("accept");
-  if (accept !== undefined && accept.trim() !== "") {
-    const ranges = accept.split(",").map((r) => {
-      const [type = "", ...params] = r.split(";").map((s) => s.trim().toLowerCase());
-      const q = params.find((p) => p.startsWith("q="));
-      return { type, q: q ? Number(q.slice(2)) : 1 };
-    });
-    const json = ranges.some(
-      (r) =>
-        r.q > 0 &&
-        (r.type === "*/*" ||
-          r.type === "application/*" ||
-          JSON_FORMATS.has(r.type) ||
-          /^application\/[a-z0-9.+-]*\+json$/.test(r.type)),
+}
+
+/** An Accept header must allow a JSON type (406). */
+function refuseNonJsonAccept(accept: string): void {
+  const ranges = accept.split(",").map((r) => {
+    const [type = "", ...params] = r.split(";").map((s) => s.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith("q="));
+    return { type, q: q ? Number(q.slice(2)) : 1 };
+  });
+  const json = ranges.some(
+    (r) =>
+      r.q > 0 &&
+      (r.type === "*/*" ||
+        r.type === "application/*" ||
+        JSON_FORMATS.has(r.type) ||
+        /^application\/[a-z0-9.+-]*\+json$/.test(r.type)),
+  );
+  if (!json) {
+    throw new ProxyError(
+      406,
+      "not-supported",
+      `Accept: ${accept} is not supported: this proxy answers application/fhir+json only`,
     );
-    if (!json) {
-      throw new ProxyError(
-        406,
-        "not-supported",
-        `Accept: ${accept} is not supported: this proxy answers application/fhir+json only`,
-      );
-    }
   }
 }
 
