@@ -186,10 +186,47 @@ describe.skipIf(!built)("proxy: writes", () => {
     const upd = await call(`${h.base}/Observation?code=cond`, {
       method: "PUT",
       token,
-      body: observation("ignored", "Patient/123", { code: { coding: [{ code: "cond" }] } }),
+      // nothing matches any more (c-123 is deleted, c-999 is not the token's): a create, so no id
+      body: {
+        ...observation("ignored", "Patient/123", { code: { coding: [{ code: "cond" }] } }),
+        id: undefined,
+      },
     });
     expect(upd.status).toBe(201);
     expect(h.fake.current("Observation/c-999")!.status).toBe("final");
+  });
+
+  it("refuses a conditional update that matches nothing but names an id: it would overwrite that record", async () => {
+    // HAPI updates the resource the body names when the (narrowed) condition matches nothing.
+    h.fake.seed(observation("c-hijack", "Patient/999", { code: { coding: [{ code: "victim" }] } }));
+    const hijack = observation("c-hijack", "Patient/123", { status: "cancelled" });
+    const single = await call(`${h.base}/Observation?code=nothing-matches`, {
+      method: "PUT",
+      token,
+      body: hijack,
+    });
+    expect(single.status).toBe(400);
+    const batch = await call(h.base, {
+      method: "POST",
+      token,
+      body: {
+        resourceType: "Bundle",
+        type: "batch",
+        entry: [{ request: { method: "PUT", url: "Observation?code=nothing-matches" }, resource: hijack }],
+      },
+    });
+    expect((batch.body as any).entry[0].response.status).toMatch(/^400/);
+    const missing = await call(`${h.base}/Observation?code=nothing-matches`, {
+      method: "PUT",
+      token,
+      body: observation("c-no-such-id", "Patient/123"),
+    });
+    expect(missing.status).toBe(400);
+    expect(JSON.stringify(missing.body).replace("c-no-such-id", "X")).toBe(
+      JSON.stringify(single.body).replace("c-hijack", "X"),
+    );
+    expect(h.fake.current("Observation/c-hijack")!.subject).toEqual({ reference: "Patient/999" });
+    expect(h.fake.current("Observation/c-hijack")!.status).toBe("final");
   });
 
   it("narrows If-None-Exist", async () => {

@@ -23,7 +23,7 @@ import {
   type Exchange,
   type ProxyRuntime,
 } from "./exchange.js";
-import { narrowedCondition } from "./instance.js";
+import { narrowedCondition, refuseIdInConditionalCreate } from "./instance.js";
 import {
   appendParams,
   classify,
@@ -240,6 +240,8 @@ async function prepare(
       case "delete":
         return await prepareInstanceWrite(rt, ex, entry, interaction, request, decision, forward);
       case "conditional": {
+        // The server decides match or no match itself here: a body id could overwrite any record.
+        if (interaction.method === "PUT") refuseIdInConditionalCreate(entry.resource);
         const condition = narrowedCondition(
           rt,
           withoutParams(target.query, ["_format"]),

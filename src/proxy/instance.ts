@@ -360,6 +360,7 @@ export async function handleConditional(
   }
   if (matches.length === 0) {
     // Nothing matches: the server creates (update) or does nothing (delete, patch answers 404).
+    if (i.method === "PUT") refuseIdInConditionalCreate(ex.body);
     const headers = forwardHeaders(ex, ["prefer", "accept-language"]);
     let body: Buffer | undefined;
     if (i.method !== "DELETE") {
@@ -395,6 +396,21 @@ export async function handleConditional(
   });
   if (instanceDecision.decision === "deny") return denial(instanceDecision);
   return handleWrite(rt, asInstance, { kind, type: i.type, id: match.id }, instanceDecision);
+}
+
+/**
+ * A conditional update whose (narrowed) condition matches nothing is a create. R4 answers 409 when
+ * the body names an existing id, but HAPI 8.8 updates that resource — whoever's it is, unchecked. The
+ * proxy refuses any id there, the same way whether or not it exists (no existence oracle).
+ */
+export function refuseIdInConditionalCreate(body: unknown): void {
+  if (isObject(body) && body.id !== undefined) {
+    throw new ProxyError(
+      400,
+      "invalid",
+      "a conditional update through the proxy must not name an id in its body: when nothing matches it creates a new resource, and an id would name another one",
+    );
+  }
 }
 
 function hasNext(bundle: Record<string, unknown>): boolean {

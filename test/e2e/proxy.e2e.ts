@@ -654,6 +654,36 @@ describe("writes and batches for other patients are refused, and HAPI is unchang
     expect(created.body.entry ?? []).toEqual([]);
   });
 
+  it("a conditional update matching nothing cannot overwrite another patient's record by its id", async () => {
+    // HAPI 8.8 updates the resource a no-match conditional update's body names (R4 says 409)
+    const key = "Observation/obs-999-0004";
+    const before = await hapiVersion(key);
+    const hijack = {
+      resourceType: "Observation",
+      id: "obs-999-0004",
+      status: "cancelled",
+      code: { text: "hijack" },
+      subject: { reference: "Patient/123" },
+    };
+    const single = await call(`${PROXIES.A}/Observation?code=urn:e2e|nothing-matches`, tok, {
+      method: "PUT",
+      body: hijack,
+    });
+    expect(single.status).toBe(400);
+    const batch = await call(PROXIES.A, tok, {
+      method: "POST",
+      body: {
+        resourceType: "Bundle",
+        type: "transaction",
+        entry: [
+          { request: { method: "PUT", url: "Observation?code=urn:e2e|nothing-matches" }, resource: hijack },
+        ],
+      },
+    });
+    expect(batch.status).toBe(400);
+    expect(await hapiVersion(key)).toBe(before);
+  });
+
   it("a transaction with one refused entry is refused whole: HAPI unchanged", async () => {
     const marker = `tx-${Date.now()}`;
     const before = await hapiVersion("Observation/obs-999-0003");

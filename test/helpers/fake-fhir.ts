@@ -366,7 +366,14 @@ export class FakeFhir {
       return { status: 204 };
     }
     if (method === "PUT") {
-      if (matches.length === 0) return this.create(type, body as Res, undefined, req.headers.prefer);
+      if (matches.length === 0) {
+        // As HAPI 8.8 does (seen against it): no match but the body names an existing id updates
+        // that resource (R4 says 409), whoever it belongs to.
+        const id = (body as Res).id;
+        if (typeof id === "string" && this.current(`${type}/${id}`) !== undefined)
+          return this.update(`${type}/${id}`, body as Res, req);
+        return this.create(type, body as Res, undefined, req.headers.prefer);
+      }
       return this.update(`${type}/${matches[0]!.id}`, { ...(body as Res), id: matches[0]!.id }, req);
     }
     if (matches.length === 0) throw new FhirError(404, "not-found", "no match");
