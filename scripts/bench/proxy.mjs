@@ -242,21 +242,21 @@ const CASES = [
     client: `Observation?code=${enc("http://loinc.org|8867-4")}&_count=10`,
     upstream: `Observation?code=${enc("http://loinc.org|8867-4")}&_count=10&_filter=${enc(NARROW)}`,
     entries: 10,
-    share: 1,
+    share: 0.15,
   },
   {
     name: "page-100",
     client: "Observation?_count=100",
     upstream: `Observation?_count=100&_filter=${enc(NARROW)}`,
     entries: 100,
-    share: 0.5,
+    share: 0.15,
   },
   {
     name: "page-1000",
     client: "Observation?_count=1000",
     upstream: `Observation?_count=1000&_filter=${enc(NARROW)}`,
     entries: 1000,
-    share: 0.1,
+    share: 0.05,
   },
 ];
 
