@@ -43,7 +43,13 @@ function usesBuiltBundle(file: string): boolean {
 describe("examples/", () => {
   it("has the samples the docs point at", () => {
     expect(examples).toEqual(
-      expect.arrayContaining(["demo.yaml", "gateway.yaml", "production.yaml", "nginx/smart-authz.yaml"]),
+      expect.arrayContaining([
+        "demo.yaml",
+        "gateway.yaml",
+        "production.yaml",
+        "proxy-demo.yaml",
+        "nginx/smart-authz.yaml",
+      ]),
     );
   });
 
@@ -76,6 +82,29 @@ describe("examples/", () => {
       expect(stdout).toMatch(new RegExp(`^${join(EXAMPLES, file)}: OK`));
     });
   }
+
+  it.skipIf(!built)(
+    "proxy-demo.yaml (make demo) passes check-config with a proxy: section, and is what the demo runs",
+    async () => {
+      const file = join(EXAMPLES, "proxy-demo.yaml");
+      let stdout = "";
+      let stderr = "";
+      const code = await main(["check-config", file], {
+        stdout: (t) => (stdout += t),
+        stderr: (t) => (stderr += t),
+        stdin: () => "",
+        env: {},
+      });
+      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+      expect(stdout).toContain(`${file}: OK`);
+      const config = loadConfig(file, {});
+      expect(config.proxy).toMatchObject({ basePath: "/fhir", narrowing: { strategy: "auto" } });
+      expect(config.bundle.source).toEqual({ kind: "file", path: BUNDLE });
+      const script = readFileSync(join(REPO, "scripts/demo/run.sh"), "utf8");
+      expect(script).toContain("CONFIG=examples/proxy-demo.yaml");
+      expect(script).toMatch(/trap stop EXIT/);
+    },
+  );
 
   it("demo.yaml is the embedded default config as a file", () => {
     const file = join(EXAMPLES, "demo.yaml");
