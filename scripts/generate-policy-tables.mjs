@@ -139,7 +139,8 @@ export function compartmentTables() {
   for (const t of Object.keys(fhir.patient_compartment).sort()) {
     const links = fhir.patient_compartment[t];
     const paths = new Map();
-    for (const link of Object.values(links)) for (const path of link.paths) paths.set(JSON.stringify(path), path);
+    for (const link of Object.values(links))
+      for (const path of link.paths) paths.set(JSON.stringify(path), path);
     linkingPaths[t] = [...paths.keys()].sort().map((k) => paths.get(k));
     if (t === "Patient") continue;
     const params = new Set();

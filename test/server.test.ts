@@ -218,7 +218,7 @@ describe("POST /v1/decision", () => {
       [
         { body: { token, request: GET_OBS, requets: 1 } },
         400,
-        'unknown field "requets"; expected token, claims, request, resource, response, now',
+        'unknown field "requets"; expected token, claims, request, resource, resource_absent, response, now',
       ],
       [{ body: { token } }, 400, '"request" is required: an object with "method" and "url"'],
       [

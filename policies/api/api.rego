@@ -70,10 +70,29 @@ checks_response(v, response) if {
 	is_object(response)
 }
 
-# Scopes first, then the stored instance's security labels.
-decided(c, req, resource) := access.label_gate(access.decide(c, req, resource), resource, access.label_letters(c)) if {
+# Scopes first, then the stored instance's security labels. A write by id (update, patch, delete)
+# changes a stored resource whose labels only the stored resource shows: without it, no narrowing
+# can stand in for that check (a conditional write would still change a labelled record), so it is
+# allowed only once decided again with the stored resource.
+decided(c, req, resource) := unseen_write_verdict(access.decide(c, req, resource)) if {
+	c.level == "instance"
+	c.interaction in access.write_interactions
+	resource == null
+	not creates_absent_resource(c)
+} else := access.label_gate(access.decide(c, req, resource), resource, access.label_letters(c)) if {
 	c.level == "instance"
 } else := access.decide(c, req, resource)
+
+# The host read the stored resource and there is none (`resource_absent: true`): an update then
+# creates it (FHIR update-as-create), with no stored labels to check, decided on its body.
+creates_absent_resource(c) if {
+	c.interaction == "update"
+	input.resource_absent == true
+}
+
+unseen_write_verdict(v) := v if v.decision == "deny"
+
+unseen_write_verdict(v) := verdict.filter([{}]) if v.decision != "deny"
 
 # An instance interaction decided without the stored resource says so: it is allowed only in the
 # narrowed form (as a conditional interaction, or by checking the response).
@@ -86,8 +105,15 @@ with_stored_resource_note(d, c, resource) := object.union(d, {"reasons": array.c
 	resource == null
 } else := d
 
+filter_response(d) if {
+	some o in object.get(d, "obligations", [])
+	o.type == "filter-response"
+}
+
 stored_resource_message(d) := "the stored resource was not supplied: allowed only where it matches `narrow` (use a conditional interaction or check the response with the filter step)" if {
 	d.narrow
+} else := "the stored resource was not supplied: a write by id is decided only on the stored resource it changes (its patient links and security labels); decide again with it as `resource`" if {
+	not filter_response(d)
 } else := "the stored resource was not supplied: allowed only by checking the response with the filter step (this interaction cannot be narrowed)"
 
 # METADATA

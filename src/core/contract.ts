@@ -11,6 +11,8 @@ export interface DecisionInput {
     body?: unknown;
   };
   resource?: unknown;
+  /** The host read the stored resource and the server has none (404/410): contract 1.2. */
+  resource_absent?: boolean;
   response?: unknown;
   now?: string;
 }
