@@ -68,6 +68,25 @@ describe.skipIf(!built)("proxy: writes", () => {
     expect(h.fake.current("Observation/w-other")!.subject).toEqual({ reference: "Patient/999" });
   });
 
+  it("creates with PUT (update-as-create) when nothing is stored, decided on the body alone", async () => {
+    const created = await call(`${h.base}/Observation/w-new`, {
+      method: "PUT",
+      token,
+      body: observation("w-new", "Patient/123"),
+    });
+    expect(created.status).toBeLessThan(300);
+    expect(h.fake.current("Observation/w-new")!.subject).toEqual({ reference: "Patient/123" });
+    const writes = h.fake.log.length;
+    const other = await call(`${h.base}/Observation/w-new-other`, {
+      method: "PUT",
+      token,
+      body: observation("w-new-other", "Patient/999"),
+    });
+    expect(other.status).toBe(403);
+    expect(h.fake.current("Observation/w-new-other")).toBeUndefined();
+    expect(h.fake.log.slice(writes).every((q) => q.method === "GET")).toBe(true);
+  });
+
   it("refuses a body that moves a resource out of the compartment before reading anything", async () => {
     h.fake.seed(observation("w-move", "Patient/123"));
     const r = await call(`${h.base}/Observation/w-move`, {

@@ -252,11 +252,20 @@ patient_stored_verdict(c, resource, pid) := stored_links_verdict(c, resource, pi
 	compartment.member(resource, pid)
 } else := hidden(c, "not-in-compartment") if {
 	is_object(resource)
+} else := verdict.allow if {
+	creates_absent_resource(c)
 } else := unnarrowed if {
 	not narrowable(c)
 } else := verdict.filter([{"_id": c.id, "link": concat("/", ["Patient", pid])}]) if {
 	c.type == "Patient"
 } else := verdict.filter([object.union({"_id": c.id}, alt) | some alt in compartment.narrowing(c.type, pid)])
+
+# The host read the stored resource and there is none (input `resource_absent`): an update creates
+# it, so nothing stored is in the way; its body is checked like a create's (patient_body_verdict).
+creates_absent_resource(c) if {
+	c.interaction == "update"
+	input.resource_absent == true
+}
 
 # With Patient.link followed (R4), another Patient that links to the patient is in its compartment:
 # it may be read (decided on the stored resource), never changed through the link.

@@ -78,17 +78,10 @@ decided(c, req, resource) := unseen_write_verdict(access.decide(c, req, resource
 	c.level == "instance"
 	c.interaction in access.write_interactions
 	resource == null
-	not creates_absent_resource(c)
+	not access.creates_absent_resource(c)
 } else := access.label_gate(access.decide(c, req, resource), resource, access.label_letters(c)) if {
 	c.level == "instance"
 } else := access.decide(c, req, resource)
-
-# The host read the stored resource and there is none (`resource_absent: true`): an update then
-# creates it (FHIR update-as-create), with no stored labels to check, decided on its body.
-creates_absent_resource(c) if {
-	c.interaction == "update"
-	input.resource_absent == true
-}
 
 unseen_write_verdict(v) := v if v.decision == "deny"
 

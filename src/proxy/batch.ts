@@ -274,10 +274,14 @@ async function prepareInstanceWrite(
 ): Promise<Prepared> {
   const stored = await upstreamCall(rt, ex, "GET", `${i.type}/${i.id}`);
   if (stored.status === 404 || stored.status === 410) {
-    if (i.kind === "update" && plainAllow(decision)) return forward({}, { kind: "written", request });
-    if (i.kind === "update")
-      throw new ProxyError(405, "not-supported", `${i.type}/${i.id} does not exist; create it with POST`);
-    return { refused: notFound() };
+    if (i.kind !== "update") return { refused: notFound() };
+    const creating = await rt.decider.decide(ex.claims, request, {
+      resourceAbsent: true,
+      requestId: ex.client.requestId,
+    });
+    if (creating.decision === "deny") return { refused: denial(creating) };
+    if (plainAllow(creating)) return forward({}, { kind: "written", request });
+    throw new ProxyError(405, "not-supported", `${i.type}/${i.id} does not exist; create it with POST`);
   }
   if (
     stored.status !== 200 ||

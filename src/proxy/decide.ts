@@ -14,6 +14,8 @@ export type Claims = Record<string, unknown>;
 
 export interface DecideExtras {
   resource?: unknown;
+  /** The stored resource was read and the server has none (404/410): an update then creates it. */
+  resourceAbsent?: boolean;
   response?: unknown;
   /** The request id the proxy answers with (X-Request-Id): ties the decision log to the request log. */
   requestId?: string;
@@ -36,6 +38,7 @@ export class Decider {
     const decisionId = randomUUID();
     const input: DecisionInput = { claims, request, now: new Date().toISOString() };
     if (extras.resource !== undefined) input.resource = extras.resource;
+    if (extras.resourceAbsent === true) input.resource_absent = true;
     if (extras.response !== undefined) input.response = extras.response;
     const evaluated = await this.ctx.evaluator.decide(input);
     if (isPolicyTimeout(evaluated.decision)) this.limiter.recordTimeout(clientKey(claims, undefined));

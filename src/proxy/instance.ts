@@ -132,17 +132,21 @@ export async function handleWrite(
 ): Promise<ProxyAnswer> {
   const stored = await upstreamCall(rt, ex, "GET", `${i.type}/${i.id}`);
   if (stored.status === 404 || stored.status === 410) {
-    // Nothing stored: a delete has nothing to do for this token; an update would create the
-    // resource, which is decided like any create only when the request needed no stored resource.
-    if (!plainAllow(decision) || i.kind !== "update") {
-      if (i.kind === "update") {
-        throw new ProxyError(
-          405,
-          "not-supported",
-          `${i.type}/${i.id} does not exist, and creating it with PUT cannot be checked against a stored resource: create it with POST`,
-        );
-      }
-      return notFound();
+    // Nothing stored: a delete or patch has nothing to do for this token; an update creates the
+    // resource (update-as-create), decided again on its body now that nothing stored can stand in
+    // the way (contract 1.2: resource_absent).
+    if (i.kind !== "update") return notFound();
+    const creating = await rt.decider.decide(ex.claims, decisionRequest(ex), {
+      resourceAbsent: true,
+      requestId: ex.client.requestId,
+    });
+    if (creating.decision === "deny") return denial(creating);
+    if (!plainAllow(creating)) {
+      throw new ProxyError(
+        405,
+        "not-supported",
+        `${i.type}/${i.id} does not exist, and the policy permits creating it with PUT only in a narrowed form: create it with POST`,
+      );
     }
     return forwardWrite(rt, ex, i, undefined);
   }
