@@ -37,7 +37,10 @@ function engineFor(v: Vector): Promise<PolicyEngine> {
   if (!configured.has(key))
     configured.set(
       key,
-      loadRealEngine({ ...(config ? { config } : {}), ...(relationships !== undefined ? { relationships } : {}) }),
+      loadRealEngine({
+        ...(config ? { config } : {}),
+        ...(relationships !== undefined ? { relationships } : {}),
+      }),
     );
   return configured.get(key)!;
 }
