@@ -218,6 +218,9 @@ user_visibility(resource) := verdict.allow if {
 	user.unconfined
 } else := fhir_user_unusable if {
 	user.fhir_user_problem
+} else := not_related if {
+	user.kind == "relative"
+	count(user.patients) == 0
 } else := verdict.allow if {
 	user.related_owner(resource)
 } else := verdict.allow if {
