@@ -52,6 +52,8 @@ too_many_patients := verdict.deny(403, "user-patients-too-many", concat("", [
 
 # A RelatedPerson or Person: the patient path of each related patient, any of them.
 relative_verdict(c, req, resource, l) := not_related if {
+	user.patients_upper_bound == 0
+} else := not_related if {
 	count(user.patients) == 0
 } else := too_many_patients if {
 	count(user.patients) > user.max_search_patients
@@ -97,7 +99,7 @@ practitioner_instance_verdict(c, req, resource, l) := patient_type_verdict(c.typ
 	not user_type(c.type)
 } else := patient_verdict(c, req, resource, l, c.id) if {
 	c.type == "Patient"
-	c.id in user.patients
+	user.related(c.id)
 } else := patient_verdict(c, req, resource, l, pid) if {
 	is_object(resource)
 	pid := user.related_owner(resource)
@@ -163,7 +165,7 @@ practitioner_search_verdict_for(c) := verdict.deny(403, "user-scope-type-history
 } else := patient_own_compartment_search(c, c.compartment.id) if {
 	c.interaction == "search-compartment"
 	c.compartment.type == "Patient"
-	c.compartment.id in user.patients
+	user.related(c.compartment.id)
 } else := verdict.allow if {
 	c.interaction == "search-compartment"
 	c.compartment == user.fhir_user
@@ -203,7 +205,7 @@ user_operation_verdict(c) := verdict.allow if {
 } else := verdict.allow if {
 	c.type == "Patient"
 	c.level == "instance"
-	c.id in user.patients
+	user.related(c.id)
 } else := verdict.allow if {
 	config.operations[c.operation].on == "self"
 	c.type in config.shared_types
@@ -220,7 +222,8 @@ user_visibility(resource) := verdict.allow if {
 	user.fhir_user_problem
 } else := not_related if {
 	user.kind == "relative"
-	count(user.patients) == 0
+	not user.related_owner(resource)
+	user.patients_upper_bound == 0
 } else := verdict.allow if {
 	user.related_owner(resource)
 } else := verdict.allow if {

@@ -54,7 +54,7 @@ test_no_relationships_document_relates_nobody if {
 }
 
 test_groups_with_a_list_are_searched_by_list if {
-	user.listed == {"ward-3-census": {"789", "1011"}} with input as dr with data.relationships as rels
+	user.lists == {"ward-3-census"} with input as dr with data.relationships as rels
 	user.unlisted == {"123"} with input as dr with data.relationships as rels
 	user.narrowing("Patient") == [
 		{"_list": "ward-3-census"},
@@ -64,12 +64,13 @@ test_groups_with_a_list_are_searched_by_list if {
 		with data.relationships as rels
 }
 
-test_two_groups_sharing_a_list_merge_their_patients if {
+test_two_groups_sharing_a_list_are_one_list if {
 	doc := {
 		"users": {"Practitioner/a": {"groups": ["CareTeam/x", "CareTeam/y"]}},
 		"groups": {"CareTeam/x": {"patients": ["1"], "list": "L"}, "CareTeam/y": {"patients": ["2"], "list": "L"}},
 	}
-	user.listed == {"L": {"1", "2"}} with input as {"claims": {"fhirUser": "Practitioner/a"}} with data.relationships as doc
+	user.lists == {"L"} with input as {"claims": {"fhirUser": "Practitioner/a"}} with data.relationships as doc
+	user.unlisted == set() with input as {"claims": {"fhirUser": "Practitioner/a"}} with data.relationships as doc
 }
 
 test_member_type_search_is_narrowed_to_an_or_list_and_the_own_compartment if {
@@ -118,4 +119,20 @@ test_server_mode_only_when_configured if {
 	user.unconfined with data.config as {"user": {"access": "server"}}
 	not user.unconfined with data.config as {"user": {"access": "Server"}}
 	not user.unconfined
+}
+
+test_related_is_a_lookup_of_direct_and_group_patients if {
+	user.related("123") with input as dr with data.relationships as rels
+	user.related("1011") with input as dr with data.relationships as rels
+	not user.related("555") with input as dr with data.relationships as rels
+	not user.related("not an id") with input as {"claims": {"fhirUser": "RelatedPerson/mother"}} with data.relationships as rels
+	user.patients_upper_bound == 3 with input as dr with data.relationships as rels
+}
+
+test_unlisted_subtracts_listed_groups_from_direct_patients if {
+	doc := {
+		"users": {"Practitioner/a": {"patients": ["1", "3"], "groups": ["CareTeam/x", "Organization/o"]}},
+		"groups": {"CareTeam/x": {"patients": ["1", "2"], "list": "L"}, "Organization/o": {"patients": ["4"]}},
+	}
+	user.unlisted == {"3", "4"} with input as {"claims": {"fhirUser": "Practitioner/a"}} with data.relationships as doc
 }
