@@ -52,7 +52,7 @@ too_many_patients := verdict.deny(403, "user-patients-too-many", concat("", [
 
 # A RelatedPerson or Person: the patient path of each related patient, any of them.
 relative_verdict(c, req, resource, l) := not_related if {
-	user.patients_upper_bound == 0
+	count(user.related_ids) == 0
 } else := not_related if {
 	count(user.patients) == 0
 } else := too_many_patients if {
@@ -223,7 +223,7 @@ user_visibility(resource) := verdict.allow if {
 } else := not_related if {
 	user.kind == "relative"
 	not user.related_owner(resource)
-	user.patients_upper_bound == 0
+	count(user.related_ids) == 0
 } else := verdict.allow if {
 	user.related_owner(resource)
 } else := verdict.allow if {

@@ -126,7 +126,7 @@ test_related_is_a_lookup_of_direct_and_group_patients if {
 	user.related("1011") with input as dr with data.relationships as rels
 	not user.related("555") with input as dr with data.relationships as rels
 	not user.related("not an id") with input as {"claims": {"fhirUser": "RelatedPerson/mother"}} with data.relationships as rels
-	user.patients_upper_bound == 3 with input as dr with data.relationships as rels
+	user.related_ids == {"123", "789", "1011"} with input as dr with data.relationships as rels
 }
 
 test_unlisted_subtracts_listed_groups_from_direct_patients if {

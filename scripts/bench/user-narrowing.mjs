@@ -7,11 +7,14 @@
 //   - the same patients in one group that carries a FHIR List id (`_list` for Patient searches);
 // and, for comparison, the OR-list with the bound lifted to 10,000 (policy.user.max_search_patients).
 //   make build && node scripts/bench/user-narrowing.mjs [--json]
+// (BENCH_SIZES=10,1000 and BENCH_SHAPES=direct select a part.)
+// The filter cases answer a search that names one related patient with a 50-entry searchset, half of
+// it the related patients', half strangers'; the baseline is the same with a patient/ token.
 import { readBundle } from "../../dist/src/policy/bundle.js";
 import { PolicyEngine } from "../../dist/src/policy/engine.js";
 import { BUNDLE, round, summarize } from "./lib.mjs";
 
-const SIZES = [10, 1_000, 10_000];
+const SIZES = (process.env.BENCH_SIZES ?? "10,1000,10000").split(",").map(Number);
 const USER = "Practitioner/dr-lee";
 const patientId = (i) => `pat-${String(i).padStart(6, "0")}`;
 
@@ -50,7 +53,16 @@ function cases(n) {
       request: { method: "GET", url: "Observation/o1" },
       resource: observation("o1", patientId(n - 1)),
     },
-    "filter 50 entries": { claims, request: { method: "GET", url: "Observation?code=x" }, response: bundle },
+    "search naming a related patient, filter 50 entries": {
+      claims,
+      request: { method: "GET", url: `Observation?patient=Patient/${patientId(0)}` },
+      response: bundle,
+    },
+    "same, patient/ token (baseline)": {
+      claims: { scope: "patient/Observation.rs", patient: patientId(0) },
+      request: { method: "GET", url: `Observation?patient=Patient/${patientId(0)}` },
+      response: bundle,
+    },
   };
 }
 
@@ -86,11 +98,12 @@ function time(engine, input) {
 
 const bundle = readBundle(BUNDLE);
 const rows = [];
-for (const [shape, config] of [
+const SHAPES = [
   ["direct", {}],
   ["group with List", {}],
   ["direct, bound 10,000", { user: { max_search_patients: 10_000 } }],
-]) {
+].filter(([shape]) => !process.env.BENCH_SHAPES || process.env.BENCH_SHAPES.split(",").includes(shape));
+for (const [shape, config] of SHAPES) {
   for (const n of SIZES) {
     const engine = await PolicyEngine.load(bundle, {
       data: { config, relationships: relationships(n, shape.startsWith("direct") ? "direct" : "list") },
