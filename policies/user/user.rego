@@ -149,12 +149,15 @@ patients := {fhir_user.id} if {
 # The FHIR Lists (ids) whose entries are exactly a related group's patients: `_list=<id>`.
 lists := {g.list | some g in groups; fhir.valid_id(g.list)}
 
-# Related patients no group's List covers: they must be named one by one.
-unlisted := (ids(listed_ids(entry)) - listed_members) | unlisted_group_members
+# Related patients no group's List covers, as written: they must be named one by one.
+unlisted_as_written := ({id | some id in listed_ids(entry)} - listed_members) | unlisted_group_members
 
-unlisted_group_members := {id | some g in groups; not fhir.valid_id(object.get(g, "list", null)); some id in ids(listed_ids(g))}
+# The same, only well-formed ids (what a narrowed Patient search names).
+unlisted := {id | some id in unlisted_as_written; fhir.valid_id(id)}
 
-listed_members := {id | some g in groups; fhir.valid_id(g.list); some id in ids(listed_ids(g))} if {
+unlisted_group_members := {id | some g in groups; not fhir.valid_id(object.get(g, "list", null)); some id in listed_ids(g)}
+
+listed_members := {id | some g in groups; fhir.valid_id(g.list); some id in listed_ids(g)} if {
 	count(listed_ids(entry)) > 0
 } else := set()
 
@@ -231,7 +234,7 @@ own_narrowing(t) := [{"_id": fhir_user.id}] if {
 # METADATA
 # title: too_many_patients
 # description: A narrowed search on t would have to name more than `max_search_patients` patients.
-too_many_patients("Patient") if count(unlisted) > max_search_patients
+too_many_patients("Patient") if count(unlisted_as_written) > max_search_patients
 
 too_many_patients(t) if {
 	t != "Patient"
