@@ -100,10 +100,6 @@ entry := e if {
 	is_object(e)
 } else := {}
 
-ids(x) := {id | some id in x; fhir.valid_id(id)} if is_array(x)
-
-else := set()
-
 # The groups the user belongs to that the document defines.
 groups := [g |
 	some name in object.get(entry, "groups", [])
