@@ -4,10 +4,33 @@
  * the user named by `fhirUser`. Without a usable fhirUser (missing, another server's, not a user
  * type) they reach nothing; a Patient user reaches its own Patient compartment; a Practitioner its
  * own Practitioner compartment; a RelatedPerson only the patients a relationships document relates
- * it to. The property engines load no relationships document, so nobody is related to anybody.
+ * it to, and a Practitioner also the compartments of the patients it is related to, directly or
+ * through a group. The property engines load RELATIONSHIPS as data.relationships.
  */
-import { PRACTITIONER_COMPARTMENT } from "./fhir-data.js";
+import { COMPARTMENT, PRACTITIONER_COMPARTMENT } from "./fhir-data.js";
 import { inCompartment } from "./json-patch.js";
+
+/** The relationships document the property engines decide with (data.relationships). */
+export const RELATIONSHIPS = {
+  version: 1,
+  users: {
+    "Practitioner/9": { patients: ["456"], groups: ["CareTeam/ward", "CareTeam/undefined"] },
+    "RelatedPerson/r1": { patients: ["p-9"] },
+  },
+  groups: { "CareTeam/ward": { patients: ["123"], list: "ward-list" } },
+} as const;
+
+/** The patients a user is related to in RELATIONSHIPS (directly and through defined groups). */
+export function relatedPatients(user: { type: string; id: string }): string[] {
+  const users = RELATIONSHIPS.users as Record<
+    string,
+    { patients?: readonly string[]; groups?: readonly string[] }
+  >;
+  const groups = RELATIONSHIPS.groups as Record<string, { patients: readonly string[] }>;
+  const entry = users[`${user.type}/${user.id}`];
+  if (!entry) return [];
+  return [...(entry.patients ?? []), ...(entry.groups ?? []).flatMap((g) => groups[g]?.patients ?? [])];
+}
 
 const USER = /^(Patient|Practitioner|PractitionerRole|RelatedPerson|Person)\/([A-Za-z0-9\-.]{1,64})$/;
 
@@ -53,9 +76,11 @@ export function userReaches(fhirUser: unknown, resource: Record<string, unknown>
   const user = userOf(fhirUser);
   if (!user) return false;
   if (user.type === "Patient") return inCompartment(resource, user.id);
-  if (user.type === "Practitioner" || user.type === "PractitionerRole")
-    return inPractitionerCompartment(resource, user);
-  return false;
+  if (relatedPatients(user).some((p) => inCompartment(resource, p))) return true;
+  return (
+    (user.type === "Practitioner" || user.type === "PractitionerRole") &&
+    inPractitionerCompartment(resource, user)
+  );
 }
 
 /** A user/ grant can search type t at all (narrowed to what the user reaches). */
@@ -63,6 +88,8 @@ export function userMaySearch(fhirUser: unknown, t: string): boolean {
   const user = userOf(fhirUser);
   if (!user) return false;
   if (user.type === "Patient") return true;
+  if (relatedPatients(user).length > 0 && (t === "Patient" || Object.keys(COMPARTMENT[t] ?? {}).length > 0))
+    return true;
   if (user.type === "Practitioner" || user.type === "PractitionerRole")
     return Object.keys(PRACTITIONER_COMPARTMENT[t] ?? {}).length > 0 || t === user.type;
   return false;
