@@ -66,6 +66,7 @@ fmt-check: deps
 
 lint: deps
 	$(OPA) check --strict policies
+	node scripts/generate-policy-tables.mjs --check
 	$(NODE_BIN)/tsc -p tsconfig.test.json
 
 # One run of the Rego tests, with coverage; only when it fails is it run again, verbosely, to show

@@ -32,12 +32,22 @@
 //   heads["<context>/<type>"] = type, for the three contexts and every FHIR resource type of
 //     data.fhir.r4.resource_types, and "*";
 //   permissions[p] = "v1" for read, write and *, "v2" for the 31 ordered subsets of c, r, u, d, s.
+//
+// data.compartment.tables (FHIR R4 CompartmentDefinition "patient" and the search parameters, both
+//   from data.fhir.r4), for policies/compartment/compartment.rego:
+//   linking_params[t][name] = true for each search parameter of t that can only name the patient's
+//     compartment: the compartment's own parameters and their narrowing names, and every other
+//     reference parameter all of whose paths are linking paths (Basic: `subject`);
+//   linking_paths[t] = the element paths (arrays of names) that link a t to the patient.
+//   Every type of the compartment has an entry in both; Patient only in linking_paths (which of its
+//   parameters link is configuration: patient.follow_patient_link).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PERCENT = resolve(ROOT, "policies", "lib", "percent", "data.json");
+const COMPARTMENT = resolve(ROOT, "policies", "compartment", "tables", "data.json");
 const SCOPE = resolve(ROOT, "policies", "scope", "tables", "data.json");
 const FHIR = resolve(ROOT, "policies", "fhir", "r4", "data.json");
 
@@ -122,10 +132,36 @@ export function scopeTables() {
   return { heads: sorted(heads), permissions: sorted(permissions) };
 }
 
+export function compartmentTables() {
+  const fhir = JSON.parse(readFileSync(FHIR, "utf8"));
+  const linkingParams = {};
+  const linkingPaths = {};
+  for (const t of Object.keys(fhir.patient_compartment).sort()) {
+    const links = fhir.patient_compartment[t];
+    const paths = new Map();
+    for (const link of Object.values(links))
+      for (const path of link.paths) paths.set(JSON.stringify(path), path);
+    linkingPaths[t] = [...paths.keys()].sort().map((k) => paths.get(k));
+    if (t === "Patient") continue;
+    const params = new Set();
+    for (const [name, link] of Object.entries(links)) {
+      params.add(name);
+      params.add(link.narrow_param);
+    }
+    for (const [name, sp] of Object.entries(fhir.search_params[t] ?? {})) {
+      if (sp.type !== "reference" || !Array.isArray(sp.paths) || sp.paths.length === 0) continue;
+      if (sp.paths.every((path) => paths.has(JSON.stringify(path)))) params.add(name);
+    }
+    linkingParams[t] = Object.fromEntries([...params].sort().map((p) => [p, true]));
+  }
+  return { linking_params: linkingParams, linking_paths: linkingPaths };
+}
+
 let stale = false;
 for (const [path, tables] of [
   [PERCENT, percentTables()],
   [SCOPE, scopeTables()],
+  [COMPARTMENT, compartmentTables()],
 ]) {
   const text = `${JSON.stringify(tables, null, 1)}\n`;
   if (process.argv.includes("--check")) {

@@ -22,14 +22,7 @@ let dir: string;
 
 function spec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
   return {
-    issuers: [
-      {
-        issuer: issuer.issuer,
-        audience: "https://fhir.test",
-        algorithms: ["ES256"],
-        jwks_uri: issuer.jwksUri,
-      },
-    ],
+    issuers: [issuer.configEntry],
     bundle: buildFixtureBundle("rev-1"),
     audit: { path: "audit.jsonl" },
     ...extra,

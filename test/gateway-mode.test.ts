@@ -8,32 +8,19 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli.js";
 import { loadConfig, parseConfig } from "../src/ops/config.js";
 import { startService, type Service } from "../src/server.js";
 import { DEFAULT_CONFIG_YAML, PACKAGE_ROOT } from "../src/ops/default-config.js";
 import { gatewayDecision } from "../src/api/gateway-mode.js";
 import type { Decision } from "../src/core/contract.js";
 import { checkGatewayCase, gatewayCaseArb } from "./fuzz/support/gateway-invariant.js";
-import { demoToken as mintDemoToken } from "./helpers/demo-token.js";
+import { cliToken as demoToken, demoToken as mintDemoToken } from "./helpers/demo-token.js";
 import { LogSink, REPO, tempDir } from "./helpers/fixtures.js";
 import { serviceConfig } from "./helpers/service-config.js";
 
 const BUNDLE = join(REPO, "build/bundle.tar.gz");
 const built = existsSync(BUNDLE);
 const KEY = "k".repeat(40);
-
-async function demoToken(...args: string[]): Promise<string> {
-  let out = "";
-  const code = await main(["token", ...args], {
-    stdout: (t) => (out += t),
-    stderr: () => {},
-    stdin: () => "",
-    env: {},
-  });
-  expect(code).toBe(0);
-  return out.trim();
-}
 
 describe("gatewayDecision", () => {
   const allow: Decision = { decision: "allow", reasons: [] };

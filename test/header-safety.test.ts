@@ -24,14 +24,7 @@ let service: Service;
 beforeAll(async () => {
   issuer = await TestIssuer.start();
   const config = serviceConfig(tempDir(), {
-    issuers: [
-      {
-        issuer: issuer.issuer,
-        audience: "https://fhir.test",
-        algorithms: ["ES256"],
-        jwks_uri: issuer.jwksUri,
-      },
-    ],
+    issuers: [issuer.configEntry],
     bundle: buildFixtureBundle("rev-1"),
     logging: { level: "info" },
   });

@@ -21,14 +21,7 @@ let service: Service;
 
 function spec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
   return {
-    issuers: [
-      {
-        issuer: issuer.issuer,
-        audience: "https://fhir.test",
-        algorithms: ["ES256"],
-        jwks_uri: issuer.jwksUri,
-      },
-    ],
+    issuers: [issuer.configEntry],
     bundle: buildFixtureBundle("rev-1"),
     ...extra,
   };

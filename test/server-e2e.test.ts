@@ -6,11 +6,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli.js";
 import { loadConfig } from "../src/ops/config.js";
 import { startService, type Service } from "../src/server.js";
 import { LogSink, REPO } from "./helpers/fixtures.js";
 import { OpenApiChecker } from "./helpers/openapi.js";
+import { cliToken as demoToken } from "./helpers/demo-token.js";
 
 const BUNDLE = join(REPO, "build/bundle.tar.gz");
 const built = existsSync(BUNDLE);
@@ -20,18 +20,6 @@ describe.skipIf(!built)("the service with the real policy bundle and the demo co
   const openapi = new OpenApiChecker();
   const logs = new LogSink();
   let service: Service;
-
-  async function demoToken(...args: string[]): Promise<string> {
-    let out = "";
-    const code = await main(["token", ...args], {
-      stdout: (t) => (out += t),
-      stderr: () => {},
-      stdin: () => "",
-      env: {},
-    });
-    expect(code).toBe(0);
-    return out.trim();
-  }
 
   async function decide(token: string, request: { method: string; url: string }, query = "") {
     const res = await fetch(`${service.url}/v1/decision${query}`, {

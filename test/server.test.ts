@@ -36,14 +36,7 @@ function auditRecords(path = auditPath): Record<string, any>[] {
 
 function configSpec(extra: Partial<ServiceConfigSpec> = {}): ServiceConfigSpec {
   return {
-    issuers: [
-      {
-        issuer: issuer.issuer,
-        audience: "https://fhir.test",
-        algorithms: ["ES256"],
-        jwks_uri: issuer.jwksUri,
-      },
-    ],
+    issuers: [issuer.configEntry],
     bundle: freshBundle(),
     ...extra,
     server: { body_limit: "16kb", fhir_base_path: "/fhir", ...extra.server },
@@ -225,7 +218,7 @@ describe("POST /v1/decision", () => {
       [
         { body: { token, request: GET_OBS, requets: 1 } },
         400,
-        'unknown field "requets"; expected token, claims, request, resource, response, now',
+        'unknown field "requets"; expected token, claims, request, resource, resource_absent, response, now',
       ],
       [{ body: { token } }, 400, '"request" is required: an object with "method" and "url"'],
       [

@@ -110,7 +110,7 @@ practitioner_instance_verdict(c, req, resource, l) := patient_type_verdict(c.typ
 	is_object(resource)
 } else := unnarrowed if {
 	not narrowable(c)
-} else := narrowed_instance(c)
+} else := verdict.all_of(narrowed_instance(c), practitioner_body_verdict(c, req))
 
 narrowed_instance(c) := too_many_patients if {
 	user.too_many_patients(c.type)

@@ -7,6 +7,7 @@
 package smart.api
 
 import data.smart.access
+import data.smart.config
 import data.smart.grant
 import data.smart.label
 import data.smart.lib.fhir
@@ -69,10 +70,29 @@ checks_response(v, response) if {
 	is_object(response)
 }
 
-# Scopes first, then the stored instance's security labels.
-decided(c, req, resource) := access.label_gate(access.decide(c, req, resource), resource, access.label_letters(c)) if {
+# Scopes first, then the stored instance's security labels. A write by id (update, patch, delete)
+# changes a stored resource whose labels only the stored resource shows: without it, no narrowing
+# can stand in for that check (a conditional write would still change a labelled record), so it is
+# allowed only once decided again with the stored resource.
+decided(c, req, resource) := unseen_write_verdict(access.decide(c, req, resource)) if {
+	c.level == "instance"
+	c.interaction in access.write_interactions
+	resource == null
+	not creates_absent_resource(c)
+} else := access.label_gate(access.decide(c, req, resource), resource, access.label_letters(c)) if {
 	c.level == "instance"
 } else := access.decide(c, req, resource)
+
+# The host read the stored resource and there is none (`resource_absent: true`): an update then
+# creates it (FHIR update-as-create), with no stored labels to check, decided on its body.
+creates_absent_resource(c) if {
+	c.interaction == "update"
+	input.resource_absent == true
+}
+
+unseen_write_verdict(v) := v if v.decision == "deny"
+
+unseen_write_verdict(v) := verdict.filter([{}]) if v.decision != "deny"
 
 # An instance interaction decided without the stored resource says so: it is allowed only in the
 # narrowed form (as a conditional interaction, or by checking the response).
@@ -85,8 +105,15 @@ with_stored_resource_note(d, c, resource) := object.union(d, {"reasons": array.c
 	resource == null
 } else := d
 
+filter_response(d) if {
+	some o in object.get(d, "obligations", [])
+	o.type == "filter-response"
+}
+
 stored_resource_message(d) := "the stored resource was not supplied: allowed only where it matches `narrow` (use a conditional interaction or check the response with the filter step)" if {
 	d.narrow
+} else := "the stored resource was not supplied: a write by id is decided only on the stored resource it changes (its patient links and security labels); decide again with it as `resource`" if {
+	not filter_response(d)
 } else := "the stored resource was not supplied: allowed only by checking the response with the filter step (this interaction cannot be narrowed)"
 
 # METADATA
@@ -304,7 +331,16 @@ request_url_consistent(url, r) if {
 }
 
 # `url` names type/id: relative (t/id, t/id/_history/v) or an absolute URL ending so.
+# The common spelling, an absolute URL ending in /<type>/<id>, without splitting it.
 url_names(url, t, id) if {
+	is_string(url)
+	is_string(t)
+	fhir.valid_id(id)
+	some scheme in ["http://", "https://"]
+	startswith(url, scheme)
+	endswith(url, concat("/", ["", t, id]))
+	not contains(url, "#")
+} else if {
 	is_string(id)
 	id in url_ids(url, t)
 }
@@ -326,7 +362,8 @@ url_tail_ok(_, n, k) if n == k
 
 url_tail_ok(url, n, k) if {
 	n > k
-	regex.match(`^https?://`, url)
+	some scheme in ["http://", "https://"]
+	startswith(url, scheme)
 }
 
 url_version_ok(_, _, 2)
@@ -573,7 +610,7 @@ audit_obligations(d) := label_obligations if {
 	label_obligations := array.concat(btg_obligations(d), label_denied_obligations(d))
 	count(label_obligations) > 0
 } else := [label.audit_obligation("access", decision_refs(d), [], access_outcome(d))] if {
-	label.audit_all_decisions
+	config.audit_all_decisions
 } else := []
 
 # Only labelled resources can need a label audit record: skip the work when nothing is labelled.

@@ -105,13 +105,35 @@ test_update_may_neither_move_out_nor_leave_the_stored_check if {
 	decide("patient/Observation.u", p123, put, {"resource": obs("o1", "999")}).status == 404
 	moved := {"method": "PUT", "url": "Observation/o1", "body": obs("o1", "999")}
 	decide("patient/Observation.u", p123, moved, {"resource": obs("o1", "123")}).reasons[0].code == "body-outside-compartment"
+
+	# without the stored resource no narrowing stands in for its labels: decided again with it
 	unknown := decide("patient/Observation.u", p123, put, {})
 	unknown.decision == "filter"
-	{"_id": "o1", "patient": "Patient/123"} in unknown.narrow
+	not unknown.narrow
+	[r.code | some r in unknown.reasons] == ["stored-resource-not-supplied"]
+	not unknown.obligations
+}
+
+test_a_write_by_id_is_decided_on_the_stored_resource_and_its_labels if {
+	labelled := object.union(obs("o1", "123"), {"meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]}})
+	every req in [
+		{"method": "DELETE", "url": "Observation/o1"},
+		{"method": "PUT", "url": "Observation/o1", "body": obs("o1", "123")},
+		{"method": "PATCH", "url": "Observation/o1", "body": [{"op": "replace", "path": "/status", "value": "amended"}]},
+	] {
+		every scope_ctx in [["patient/Observation.cruds", p123], ["user/Observation.cruds", {"fhirUser": "Practitioner/9"}], ["system/Observation.cruds", {}]] {
+			without := decide(scope_ctx[0], scope_ctx[1], req, {})
+			without.decision == "filter"
+			not without.narrow
+			decide(scope_ctx[0], scope_ctx[1], req, {"resource": obs("o1", "123")}).decision == "allow"
+			decide(scope_ctx[0], scope_ctx[1], req, {"resource": labelled}).decision == "deny"
+		}
+	}
 }
 
 test_patient_can_update_own_patient_record_only if {
-	decide("patient/Patient.u", p123, {"method": "PUT", "url": "Patient/123", "body": {"resourceType": "Patient", "id": "123"}}, {}).decision == "allow"
+	stored := {"resourceType": "Patient", "id": "123"}
+	decide("patient/Patient.u", p123, {"method": "PUT", "url": "Patient/123", "body": {"resourceType": "Patient", "id": "123"}}, {"resource": stored}).decision == "allow"
 	decide("patient/Patient.u", p123, {"method": "PUT", "url": "Patient/123", "body": {"resourceType": "Patient", "id": "999"}}, {}).decision == "deny"
 }
 

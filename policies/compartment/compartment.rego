@@ -32,8 +32,7 @@ member(resource, id) if {
 member(resource, id) if {
 	t := resource.resourceType
 	t != "Patient"
-	some link in links(t)
-	some path in link.paths
+	some path in linking_paths(t)
 	some ref in fhir.references_at(resource, path)
 	fhir.reference_names_patient(ref, id)
 }
@@ -79,7 +78,7 @@ link_kinds(resource, id, bundle) := own | contained if {
 	}
 }
 
-link_values(resource) := [v | some path in linking_paths(resource.resourceType); some v in fhir.values_at(resource, path)]
+link_values(resource) := [v | some path in object.get(data.compartment.tables.linking_paths, resource.resourceType, []); some v in fhir.values_at(resource, path)]
 
 contained_kinds(r, id, container, bundle) := {link_kind(v, id, container, bundle) | some v in link_values(r)} if is_object(r)
 
@@ -145,25 +144,15 @@ linking_elements(t) := {path[0] | some link in links(t); some path in link.paths
 # The Patient-referencing parameters of a search on type t: the compartment's own parameters,
 # the names used for narrowing, and every other reference parameter whose paths are all linking
 # paths (Basic: `subject` reads Basic.subject, the path of the compartment's `patient`), so that
-# a value naming the patient can only match resources inside the compartment.
-linking_params(t) := compartment_params(t) | alias_params(t) if t != "Patient"
+# a value naming the patient can only match resources inside the compartment. A table generated
+# from data.fhir.r4 (scripts/generate-policy-tables.mjs; compartment_test.rego recomputes it).
+linking_params(t) := object.keys(data.compartment.tables.linking_params[t]) if t != "Patient"
 
-compartment_params(t) := {n |
-	some name, link in links(t)
-	some n in {name, link.narrow_param}
-}
+linking_param(t, name) if data.compartment.tables.linking_params[t][name]
 
-alias_params(t) := {name |
-	some name, sp in data.fhir.r4.search_params[t]
-	sp.type == "reference"
-	is_array(sp.paths)
-	count(sp.paths) > 0
-	every path in sp.paths {
-		path in linking_paths(t)
-	}
-}
+linking_param("Patient", name) if name in linking_params("Patient")
 
-linking_paths(t) := {path | some link in links(t); some path in link.paths}
+linking_paths(t) := data.compartment.tables.linking_paths[t]
 
 linking_params("Patient") := {"_id", "link"} if config.follow_patient_link
 
@@ -227,7 +216,7 @@ search_scope(t, params, id) := "other" if {
 } else := "open"
 
 linking_param_occurrence(t, p) if {
-	p.base in linking_params(t)
+	linking_param(t, p.base)
 	p.chain == ""
 	p.modifier in {"", "Patient"}
 }

@@ -11,6 +11,25 @@ cfg := data.config if is_object(data.config)
 
 setting(path, fallback) := object.get(cfg, path, fallback)
 
+array_setting(path, fallback) := v if {
+	v := setting(path, fallback)
+	is_array(v)
+} else := fallback
+
+number_setting(path, fallback) := v if {
+	v := setting(path, fallback)
+	is_number(v)
+	v >= 0
+} else := fallback
+
+string_setting(path, fallback) := v if {
+	v := setting(path, fallback)
+	is_string(v)
+} else := fallback
+
+# Booleans that widen access are on only when configured as exactly `true`.
+enabled(path) if setting(path, false) == true
+
 # HTTP status for denials that depend on a stored instance (outside the compartment, outside a
 # constraint, hidden by a label): 404 does not reveal that the resource exists (FHIR R4 security).
 hidden_status := setting(["deny", "hidden_status"], 404)

@@ -15,7 +15,7 @@ vector_input(v) := object.union(
 		"request": object.union({"headers": {}}, v.request),
 		"now": object.get(v, "now", "2026-11-22T10:00:00Z"),
 	},
-	object.filter(v, ["resource", "response"]),
+	object.filter(v, ["resource", "resource_absent", "response"]),
 )
 
 outcome(v) := result if {

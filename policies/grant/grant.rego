@@ -61,10 +61,11 @@ quick_type(heads, permissions, common, t) := heads[head] if {
 	t == ""
 } else := null
 
-# Tokens with a query: recognised without a full parse when well-formed, needing no decoding and
-# printable ASCII (checked once for all of them).
+# Tokens with a query: recognised without a full parse when well-formed, needing no decoding,
+# printable ASCII and with values safe to append (each checked once for all of them).
 constrained_types := {i: x[0] | some i, x in constrained_candidates} if {
 	text.printable(concat(" ", [x[1] | some x in constrained_candidates]))
+	scope.narrow_safe(concat("", [x[2] | some x in constrained_candidates]))
 } else := {}
 
 constrained_candidates := scope.constrained_resource_types({i: tokens[i] | some i in query_positions})

@@ -55,7 +55,12 @@ values_at(node, path) := v if {
 #   ("Patient/123/_history/2") or absolute on one of this server's base URLs (config
 #   `fhir.base_urls`). Another server's Patient/123 is another person; contained ("#p1") and
 #   bundle-local ("urn:uuid:…") references never name one; nor do look-alikes.
-reference_names_patient(ref, id) if reference_patient_id(ref) == id
+#   The common spelling, exactly "Patient/<id>", is recognised by one comparison (the Bundle
+#   filter asks this for every reference of every entry).
+reference_names_patient(ref, id) if {
+	ref == concat("/", ["Patient", id])
+	not contains(id, "/")
+} else if reference_patient_id(ref) == id
 
 reference_patient_id(ref) := t.id if {
 	t := reference_target(ref)
@@ -94,11 +99,17 @@ literal_target(parts) := {"type": parts[0], "id": parts[1]} if {
 }
 
 # http(s)://host/path/Type/id(/_history/vid), split into its (normalized) base and target.
+# No regular expression: one is compiled on every evaluation in WASM, which costs more than a
+# whole read decision.
 absolute_reference(ref) := object.union(literal_target(tail), {"base": normalized_base(base)}) if {
 	is_string(ref)
-	regex.match(`^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+(/[^?#]*)?/[A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$`, ref)
+	lower(substring(ref, 0, indexof(ref, "://"))) in {"http", "https"}
+	not contains(ref, "?")
+	not contains(ref, "#")
 	segments := split(ref, "/")
+	segments[2] != ""
 	n := count(segments) - tail_length(segments)
+	n >= 3
 	tail := array.slice(segments, n, count(segments))
 	base := concat("/", array.slice(segments, 0, n))
 }

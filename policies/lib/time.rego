@@ -15,7 +15,6 @@ package smart.lib.time
 digit := {"0": 0, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8, "9": 9}
 
 # RFC 3339 §5.6 date-time. ABNF literals are case-insensitive, so `t` and `z` are accepted.
-date_time_pattern := `^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$`
 
 # METADATA
 # title: epoch_millis
@@ -44,10 +43,11 @@ floor_div(a, b) := 0 - floor(((0 - a) + (b - 1)) / b) if a < 0
 #   The fields of an RFC 3339 date-time: {year, month, day, hour, minute, second, millis,
 #   offset_minutes}; undefined when `s` is not a valid one.
 parse(s) := p if {
-	is_string(s)
-	regex.match(date_time_pattern, s)
+	date_time_shape(s)
 	rest := substring(s, 19, -1)
 	zone := zone_part(rest)
+	fraction_shape(substring(rest, 0, count(rest) - count(zone)))
+	zone_shape(zone)
 	p := {
 		"year": int_of(substring(s, 0, 4)),
 		"month": int_of(substring(s, 5, 2)),
@@ -59,6 +59,48 @@ parse(s) := p if {
 		"offset_minutes": offset_minutes(zone),
 	}
 	valid_fields(p)
+}
+
+# yyyy-mm-ddThh:mm:ss at the start (RFC 3339 date-time, "T" in either case), checked character
+# class by character class: a regular expression is compiled on every evaluation in WASM and
+# costs more than the whole decision around it.
+date_time_shape(s) if {
+	is_string(s)
+	count(s) >= 20
+	digits(substring(s, 0, 4))
+	substring(s, 4, 1) == "-"
+	digits(substring(s, 5, 2))
+	substring(s, 7, 1) == "-"
+	digits(substring(s, 8, 2))
+	upper(substring(s, 10, 1)) == "T"
+	digits(substring(s, 11, 2))
+	substring(s, 13, 1) == ":"
+	digits(substring(s, 14, 2))
+	substring(s, 16, 1) == ":"
+	digits(substring(s, 17, 2))
+}
+
+# Nothing, or "." and at least one digit.
+fraction_shape("")
+
+fraction_shape(f) if {
+	startswith(f, ".")
+	digits(substring(f, 1, -1))
+}
+
+zone_shape(zone) if upper(zone) == "Z"
+
+zone_shape(zone) if {
+	count(zone) == 6
+	substring(zone, 0, 1) in {"+", "-"}
+	digits(substring(zone, 1, 2))
+	substring(zone, 3, 1) == ":"
+	digits(substring(zone, 4, 2))
+}
+
+digits(x) if {
+	x != ""
+	trim(x, "0123456789") == ""
 }
 
 valid_fields(p) if {

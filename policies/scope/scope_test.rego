@@ -178,5 +178,15 @@ test_quick_recognisers_leave_other_forms_to_parse if {
 }
 
 test_constrained_recogniser_returns_the_query_for_the_printable_check if {
-	scope.constrained_resource_types(["user/Condition.rs?category=x|y"]) == {0: ["Condition", "category=x|y"]}
+	scope.constrained_resource_types(["user/Condition.rs?category=x|y&code=z"]) == {0: ["Condition", "category=x|y&code=z", "x|yz"]}
+}
+
+test_narrow_safe_checks_short_and_long_values_alike if {
+	long := concat("", [x | some _ in numbers.range(1, 30); x := "ab|c."])
+	scope.narrow_safe("http://loinc.org|1234-5")
+	scope.narrow_safe(long)
+	not scope.narrow_safe("")
+	not scope.narrow_safe("a b")
+	not scope.narrow_safe(concat("", [long, "&x"]))
+	not scope.narrow_safe(concat("", [long, "é"]))
 }

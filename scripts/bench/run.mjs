@@ -28,7 +28,7 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
 
 for (const [what, path] of [
   ["the policy bundle (make policy)", BUNDLE],
-  ["the compiled host (make build)", resolve(ROOT, "dist", "src", "pool-worker.js")],
+  ["the compiled host (make build)", resolve(ROOT, "dist", "src", "policy", "pool-worker.js")],
   ["OPA (make tools)", OPA],
 ]) {
   if (!existsSync(path)) {

@@ -54,6 +54,7 @@ export function vectorToInput(v) {
   };
   if (v.request.body !== undefined) input.request.body = v.request.body;
   if (v.resource !== undefined) input.resource = v.resource;
+  if (v.resource_absent !== undefined) input.resource_absent = v.resource_absent;
   if (v.response !== undefined) input.response = v.response;
   return input;
 }

@@ -3,7 +3,7 @@
  * to send), shared by the decision API and the Data API so both trust callers the same way.
  */
 import { TokenError } from "../auth/tokens.js";
-import { failClosed, type Decision } from "../core/contract.js";
+import { hostDenial, type Decision } from "../core/contract.js";
 import { describeError } from "../core/errors.js";
 import type { AppContext } from "./context.js";
 import { invalidTokenChallenge, missingTokenChallenge } from "./headers.js";
@@ -27,18 +27,7 @@ export async function authenticate(ctx: AppContext, token: string | undefined): 
 
 /** The 401 deny for a token failure, with an OperationOutcome. */
 export function tokenDenial(err: TokenError): Decision {
-  const decision = failClosed(err.reason, err.message, 401);
-  decision.outcome = {
-    resourceType: "OperationOutcome",
-    issue: [
-      {
-        severity: "error",
-        code: err.reason === "token-missing" ? "login" : "security",
-        diagnostics: err.message,
-      },
-    ],
-  };
-  return decision;
+  return hostDenial(err.reason, err.message, 401, err.reason === "token-missing" ? "login" : "security");
 }
 
 /** The time a decision is made at: the caller's `now` only when the config trusts it. */

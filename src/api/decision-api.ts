@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Request, Response } from "express";
-import { failClosed, type Decision, type DecisionInput } from "../core/contract.js";
+import { hostDenial, type Decision, type DecisionInput } from "../core/contract.js";
 import { logDecision } from "../ops/logging.js";
 import { authenticate, decisionTime, tokenDenial } from "./caller.js";
 import { HttpError, carryOutAudit, type ApiContext } from "./context.js";
@@ -202,12 +202,7 @@ function truncatedBodyDenial(): Decision {
     `the gateway forwarded only part of the request body (${PARTIAL_BODY_HEADER}: true), and a decision ` +
     "is never made on part of a body: raise the gateway's body limit (Envoy with_request_body.max_request_bytes) " +
     "or turn allow_partial_message off";
-  const decision = failClosed("gateway-body-truncated", message, 403);
-  decision.outcome = {
-    resourceType: "OperationOutcome",
-    issue: [{ severity: "error", code: "forbidden", diagnostics: message }],
-  };
-  return decision;
+  return hostDenial("gateway-body-truncated", message, 403, "forbidden");
 }
 
 function bearerFromHeader(value: string | undefined): string | undefined {

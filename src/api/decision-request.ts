@@ -7,7 +7,7 @@ import type { Request } from "express";
 import type { DecisionInput } from "../core/contract.js";
 import { HttpError, bad, type AppContext } from "./context.js";
 
-const DECISION_FIELDS = ["token", "claims", "request", "resource", "response", "now"];
+const DECISION_FIELDS = ["token", "claims", "request", "resource", "resource_absent", "response", "now"];
 
 export interface ParsedDecisionRequest {
   token: string | undefined;
@@ -65,6 +65,12 @@ export function parseDecisionRequest(
   }
   const input: Omit<DecisionInput, "claims"> = { request };
   if (o.resource !== undefined) input.resource = o.resource;
+  if (o.resource_absent !== undefined) {
+    if (typeof o.resource_absent !== "boolean") bad('"resource_absent" must be true or false');
+    if (o.resource_absent && o.resource !== undefined)
+      bad('send either "resource" or "resource_absent": true, not both');
+    input.resource_absent = o.resource_absent;
+  }
   if (o.response !== undefined) input.response = o.response;
   if (typeof o.now === "string") input.now = o.now;
   return { token: typeof o.token === "string" ? o.token : undefined, claims, input };

@@ -12,7 +12,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig } from "../ops/config.js";
-import { failClosed, type Decision } from "../core/contract.js";
+import { hostDenial, type Decision } from "../core/contract.js";
 
 export const GATEWAY_KEY_HEADER = "x-smart-authz-gateway-key";
 
@@ -79,10 +79,5 @@ function needsEnforcement(decision: Decision): boolean {
 }
 
 function refusal(code: string, message: string): Decision {
-  const decision = failClosed(code, message, 403);
-  decision.outcome = {
-    resourceType: "OperationOutcome",
-    issue: [{ severity: "error", code: "forbidden", diagnostics: message }],
-  };
-  return decision;
+  return hostDenial(code, message, 403, "forbidden");
 }

@@ -5,7 +5,7 @@
  * policy worker until its deadline. Every query string the policy parses counts: the URL's, a POST
  * _search form body, If-None-Exist, and the same for every entry of a batch or transaction.
  */
-import { failClosed, type Decision } from "../core/contract.js";
+import { hostDenial, type Decision } from "../core/contract.js";
 import type { LimitsConfig } from "../ops/config.js";
 
 export type RequestBounds = Pick<LimitsConfig, "maxUrlBytes" | "maxParameters" | "maxParameterRepeats">;
@@ -41,18 +41,8 @@ export function checkRequestBounds(request: unknown, bounds: RequestBounds): Bou
 
 /** The deny a bounds violation becomes: status 400 with an OperationOutcome. */
 export function boundsDenial(violation: BoundsViolation): Decision {
-  const decision = failClosed(violation.code, violation.message, 400);
-  decision.outcome = {
-    resourceType: "OperationOutcome",
-    issue: [
-      {
-        severity: "error",
-        code: violation.code === "url-too-long" ? "too-long" : "too-costly",
-        diagnostics: violation.message,
-      },
-    ],
-  };
-  return decision;
+  const issueCode = violation.code === "url-too-long" ? "too-long" : "too-costly";
+  return hostDenial(violation.code, violation.message, 400, issueCode);
 }
 
 function checkOne(

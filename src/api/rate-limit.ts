@@ -8,7 +8,7 @@
  * A client is the token's issuer, client and subject when the caller is known, else the remote
  * address: one user of a shared app does not lock out the others.
  */
-import { failClosed, type Decision } from "../core/contract.js";
+import { hostDenial, type Decision } from "../core/contract.js";
 
 export interface TimeoutBudget {
   /** Timeouts a client may cause before it is refused; 0 turns the limit off. */
@@ -90,12 +90,7 @@ export function rateLimitDenial(retryAfterMs: number): Decision {
   const message =
     `too many of this client's requests ran into the policy's evaluation deadline; ` +
     `retry in ${seconds} s (limits.policy_timeouts)`;
-  const decision = failClosed("rate-limited", message, 429);
-  decision.outcome = {
-    resourceType: "OperationOutcome",
-    issue: [{ severity: "error", code: "throttled", diagnostics: message }],
-  };
-  return decision;
+  return hostDenial("rate-limited", message, 429, "throttled");
 }
 
 /** Retry-After in whole seconds, at least 1. */

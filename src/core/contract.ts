@@ -11,6 +11,8 @@ export interface DecisionInput {
     body?: unknown;
   };
   resource?: unknown;
+  /** The host read the stored resource and the server has none (404/410): contract 1.2. */
+  resource_absent?: boolean;
   response?: unknown;
   now?: string;
 }
@@ -45,13 +47,21 @@ export const CONTRACT_VERSION = "1";
 
 /** The deny a host returns when the policy itself could not decide. */
 export function failClosed(code: string, message: string, status = 500): Decision {
+  return hostDenial(code, message, status, status === 400 ? "invalid" : "exception");
+}
+
+/**
+ * A deny the host decides itself (a token, a bound, a gateway rule), with the FHIR
+ * OperationOutcome issue code that says what kind of refusal it is.
+ */
+export function hostDenial(code: string, message: string, status: number, issueCode: string): Decision {
   return {
     decision: "deny",
     status,
     reasons: [{ code, message }],
     outcome: {
       resourceType: "OperationOutcome",
-      issue: [{ severity: "error", code: status === 400 ? "invalid" : "exception", diagnostics: message }],
+      issue: [{ severity: "error", code: issueCode, diagnostics: message }],
     },
   };
 }

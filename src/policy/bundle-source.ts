@@ -10,17 +10,12 @@ import type { BundleConfig, BundleVerificationConfig } from "../ops/config.js";
 import { PolicyEngine } from "./engine.js";
 import { BundleVerifier } from "./bundle-signature.js";
 import { fetchBytes, fileStamp, redactUrl, sha256Hex } from "./polled-fetch.js";
-import { SmartAuthzError, describeError } from "../core/errors.js";
+import { Poller, newLoadRecord, recordActivation, recordFailure, type LoadRecord } from "./polled-source.js";
+import type { SmartAuthzError } from "../core/errors.js";
 
-export interface BundleStatus {
-  source: string;
+export interface BundleStatus extends LoadRecord {
   revision: string | undefined;
-  loadedAt: string | undefined;
   etag: string | undefined;
-  lastError: string | undefined;
-  lastErrorAt: string | undefined;
-  activations: number;
-  failures: number;
 }
 
 export interface BundleListener {
@@ -35,8 +30,7 @@ export const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
 export class BundleSource {
   private engine: PolicyEngine | undefined;
   private stamp: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<boolean> | undefined;
+  private readonly poller: Poller;
   private verifier: BundleVerifier | undefined;
   /**
    * The last bundle that was rejected: its file stamp (files only) and the sha256 of its bytes.
@@ -54,16 +48,9 @@ export class BundleSource {
     private readonly config: BundleConfig,
     private readonly policyData: Record<string, unknown>,
   ) {
-    this.state = {
-      source: config.source.kind === "url" ? redactUrl(config.source.url) : config.source.path,
-      revision: undefined,
-      loadedAt: undefined,
-      etag: undefined,
-      lastError: undefined,
-      lastErrorAt: undefined,
-      activations: 0,
-      failures: 0,
-    };
+    const source = config.source.kind === "url" ? redactUrl(config.source.url) : config.source.path;
+    this.state = { ...newLoadRecord(source), revision: undefined, etag: undefined };
+    this.poller = new Poller(config.pollIntervalMs, (force) => this.load(force));
   }
 
   on(listener: BundleListener): void {
@@ -82,13 +69,11 @@ export class BundleSource {
   /** Loads the first bundle (resolving either way) and starts polling. Throws only on a bad verification key. */
   async start(): Promise<void> {
     if (this.config.verification) this.verifier = await BundleVerifier.create(this.config.verification);
-    await this.reload(false);
-    this.schedule();
+    await this.poller.start();
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.poller.stop();
   }
 
   /**
@@ -96,22 +81,7 @@ export class BundleSource {
    * Resolves true when a new bundle was activated. Never rejects.
    */
   reload(force = true): Promise<boolean> {
-    if (!this.inFlight) {
-      this.inFlight = this.load(force).finally(() => {
-        this.inFlight = undefined;
-      });
-    }
-    return this.inFlight;
-  }
-
-  private schedule(): void {
-    if (this.config.pollIntervalMs <= 0) return;
-    this.timer = setTimeout(() => {
-      void this.reload(false).finally(() => {
-        if (this.timer) this.schedule();
-      });
-    }, this.config.pollIntervalMs);
-    this.timer.unref();
+    return this.poller.reload(force);
   }
 
   private async load(force: boolean): Promise<boolean> {
@@ -137,19 +107,12 @@ export class BundleSource {
       this.engine = engine;
       this.stamp = fetched.stamp;
       this.state.revision = engine.revision;
-      this.state.loadedAt = new Date().toISOString();
       this.state.etag = fetched.etag;
-      this.state.lastError = undefined;
-      this.state.lastErrorAt = undefined;
-      this.state.activations++;
+      recordActivation(this.state);
       for (const l of this.listeners) l.activated?.(engine, previous);
       return true;
     } catch (err) {
-      const error =
-        err instanceof SmartAuthzError ? err : new SmartAuthzError("BUNDLE_INVALID", describeError(err));
-      this.state.lastError = error.message;
-      this.state.lastErrorAt = new Date().toISOString();
-      this.state.failures++;
+      const error = recordFailure(this.state, err, "BUNDLE_INVALID");
       for (const l of this.listeners) l.failed?.(error, this.engine?.revision);
       return false;
     }

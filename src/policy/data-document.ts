@@ -13,19 +13,14 @@ import { SmartAuthzError, describeError } from "../core/errors.js";
 import { DATA_DOCUMENT_NAMES, type DataDocumentConfig } from "../ops/config.js";
 import { PACKAGE_ROOT } from "../ops/default-config.js";
 import { fetchBytes, fileStamp, redactUrl, sha256Hex } from "./polled-fetch.js";
+import { Poller, newLoadRecord, recordActivation, recordFailure, type LoadRecord } from "./polled-source.js";
 
 /** The documents the policy knows, each at `data.<name>`. */
 export const DATA_DOCUMENTS = DATA_DOCUMENT_NAMES;
 export type DataDocumentName = (typeof DATA_DOCUMENTS)[number];
 
-export interface DataDocumentStatus {
-  source: string;
-  loadedAt: string | undefined;
+export interface DataDocumentStatus extends LoadRecord {
   digest: string | undefined;
-  lastError: string | undefined;
-  lastErrorAt: string | undefined;
-  activations: number;
-  failures: number;
 }
 
 export interface DataDocumentListener {
@@ -37,8 +32,7 @@ export class DataDocumentSource {
   private value: unknown;
   private stamp: string | undefined;
   private rejectedDigest: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<boolean> | undefined;
+  private readonly poller: Poller;
   private readonly validate: ValidateFunction;
   private readonly state: DataDocumentStatus;
 
@@ -48,15 +42,9 @@ export class DataDocumentSource {
     private readonly listener: DataDocumentListener,
   ) {
     this.validate = compileSchema(name);
-    this.state = {
-      source: config.source.kind === "url" ? redactUrl(config.source.url) : config.source.path,
-      loadedAt: undefined,
-      digest: undefined,
-      lastError: undefined,
-      lastErrorAt: undefined,
-      activations: 0,
-      failures: 0,
-    };
+    const source = config.source.kind === "url" ? redactUrl(config.source.url) : config.source.path;
+    this.state = { ...newLoadRecord(source), digest: undefined };
+    this.poller = new Poller(config.pollIntervalMs, (force) => this.load(force));
   }
 
   /** The last good copy, or undefined when none ever loaded. */
@@ -69,34 +57,17 @@ export class DataDocumentSource {
   }
 
   /** Loads the first copy (resolving either way) and starts polling. */
-  async start(): Promise<void> {
-    await this.reload(false);
-    this.schedule();
+  start(): Promise<void> {
+    return this.poller.start();
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.poller.stop();
   }
 
   /** Fetches, validates and activates the document; resolves true when a new copy was activated. Never rejects. */
   reload(force = true): Promise<boolean> {
-    if (!this.inFlight) {
-      this.inFlight = this.load(force).finally(() => {
-        this.inFlight = undefined;
-      });
-    }
-    return this.inFlight;
-  }
-
-  private schedule(): void {
-    if (this.config.pollIntervalMs <= 0) return;
-    this.timer = setTimeout(() => {
-      void this.reload(false).finally(() => {
-        if (this.timer) this.schedule();
-      });
-    }, this.config.pollIntervalMs);
-    this.timer.unref();
+    return this.poller.reload(force);
   }
 
   private async load(force: boolean): Promise<boolean> {
@@ -119,18 +90,11 @@ export class DataDocumentSource {
       this.value = value;
       this.stamp = fetched.stamp;
       this.state.digest = digest;
-      this.state.loadedAt = new Date().toISOString();
-      this.state.lastError = undefined;
-      this.state.lastErrorAt = undefined;
-      this.state.activations++;
+      recordActivation(this.state);
       this.listener.changed(this.name, value);
       return true;
     } catch (err) {
-      const error =
-        err instanceof SmartAuthzError ? err : new SmartAuthzError("DATA_INVALID", describeError(err));
-      this.state.lastError = error.message;
-      this.state.lastErrorAt = new Date().toISOString();
-      this.state.failures++;
+      const error = recordFailure(this.state, err, "DATA_INVALID");
       this.listener.failed?.(this.name, error);
       return false;
     }

@@ -425,14 +425,11 @@ describe("writes: refused without the body or the stored resource, HAPI unchange
   });
 });
 
-describe("known gap: user/ and system/ writes are decided without the stored resource", () => {
-  // The policy allows a user/ (or system/) update or delete by id without the stored resource,
-  // although with it the same request is refused when the record carries a security label the
-  // user has no right to (label-restricted, 404). A status-only gateway never has the stored
-  // resource, so such a user can delete or overwrite a restricted record they may not read. The
-  // fix belongs in the policy (an instance write decided without the stored resource must say so,
-  // like a read: the gateway then refuses it as gateway-needs-stored-resource). `it.fails` pins the
-  // gap: when the policy is fixed this test passes, vitest reports it, and `.fails` must go.
+describe("writes by id need the stored resource, which a gateway does not have", () => {
+  // A user/ (or system/) update or delete by id is decided on the stored resource: with it, a
+  // record carrying a security label the user has no right to is refused (label-restricted). A
+  // status-only gateway never has the stored resource, so the policy answers a filter that needs
+  // it and the sidecar refuses it in gateway mode (gateway-needs-stored-resource, contract 1.2).
   const key = "Observation/nginx-e2e-labelled";
   const labelled = {
     resourceType: "Observation",
@@ -454,7 +451,7 @@ describe("known gap: user/ and system/ writes are decided without the stored res
       body: body === undefined ? undefined : JSON.stringify(body),
     });
 
-  it.fails("a user/ token cannot delete a labelled record it may not read", async () => {
+  it("a user/ token cannot delete a labelled record it may not read", async () => {
     expect((await hapi("PUT", labelled)).status).toBeLessThan(300);
     try {
       const token = demoToken({ scope: "user/Observation.cruds", fhirUser: "Practitioner/prac-1" });

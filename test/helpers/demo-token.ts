@@ -5,6 +5,7 @@
  */
 import { SignJWT, importJWK } from "jose";
 import { DEMO_PRIVATE_JWK } from "../../src/auth/demo-keys.js";
+import { main } from "../../src/cli.js";
 import { DEMO_AUDIENCE, DEMO_ISSUER } from "../../src/ops/default-config.js";
 
 /** `claims` over iss/aud/iat/exp defaults; a claim given as `null` is left out. */
@@ -22,4 +23,18 @@ export async function demoToken(claims: Record<string, unknown> = {}): Promise<s
   return new SignJWT(all)
     .setProtectedHeader({ alg: "ES256", kid: DEMO_PRIVATE_JWK.kid!, typ: "JWT" })
     .sign(key);
+}
+
+/** A token minted by the CLI's own `token` command (`args` are its flags), as the docs do it. */
+export async function cliToken(...args: string[]): Promise<string> {
+  let out = "";
+  let err = "";
+  const code = await main(["token", ...args], {
+    stdout: (t) => (out += t),
+    stderr: (t) => (err += t),
+    stdin: () => "",
+    env: {},
+  });
+  if (code !== 0) throw new Error(`smart-authz token ${args.join(" ")}: exit ${code}: ${err}`);
+  return out.trim();
 }

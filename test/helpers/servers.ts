@@ -69,6 +69,16 @@ export class TestIssuer {
     return self;
   }
 
+  /** This issuer as an entry of `tokens.issuers` (audience https://fhir.test, ES256, its JWKS URL). */
+  get configEntry(): { issuer: string; audience: string; algorithms: string[]; jwks_uri: string } {
+    return {
+      issuer: this.issuer,
+      audience: "https://fhir.test",
+      algorithms: ["ES256"],
+      jwks_uri: this.jwksUri,
+    };
+  }
+
   get jwksUri(): string {
     return `${this.http.url}/jwks.json`;
   }

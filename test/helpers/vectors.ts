@@ -9,6 +9,8 @@ export interface Vector {
   parse?: { valid: boolean };
   request?: { method: string; url: string; body?: unknown; headers?: Record<string, string> };
   resource?: unknown;
+  /** The host read the stored resource and there is none (contract 1.2). */
+  resource_absent?: boolean;
   response?: unknown;
   /** The project's own vectors: the obligation types the decision must carry, exactly (as a set). */
   obligations?: string[];

@@ -18,6 +18,14 @@ function hasFilterResponse(d: Record<string, unknown>): boolean {
   );
 }
 
+/** A write by id decided without its stored resource (contract 1.2): to be decided again with it. */
+function needsStoredResource(d: Record<string, unknown>): boolean {
+  return (
+    Array.isArray(d.reasons) &&
+    d.reasons.some((r) => isObject(r) && r.code === "stored-resource-not-supplied")
+  );
+}
+
 /** The decision contract's shape (decision-contract.md); a message when violated. */
 export function contractViolation(d: unknown): string | undefined {
   if (!isObject(d)) return "decision is not an object";
@@ -40,9 +48,10 @@ export function contractViolation(d: unknown): string | undefined {
     !Array.isArray(d.narrow) &&
     !Array.isArray(d.keep) &&
     !Array.isArray(d.entries) &&
-    !hasFilterResponse(d)
+    !hasFilterResponse(d) &&
+    !needsStoredResource(d)
   ) {
-    return "filter with neither narrow, keep, entries nor a filter-response obligation";
+    return "filter with neither narrow, keep, entries, a filter-response obligation nor stored-resource-not-supplied";
   }
   if (Array.isArray(d.narrow)) {
     for (const alt of d.narrow) {
