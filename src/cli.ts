@@ -20,7 +20,15 @@ import { checkConfig as checkConfigFile } from "./check-config.js";
 import { BundleSource } from "./policy/bundle-source.js";
 import { DataDocumentSource, type DataDocumentName } from "./policy/data-document.js";
 import { readBundle } from "./policy/bundle.js";
-import { ENV, loadConfig, parseListen, withProxy, type Config, type LogLevel } from "./ops/config.js";
+import {
+  ENV,
+  loadConfig,
+  parseListen,
+  userAccessSummary,
+  withProxy,
+  type Config,
+  type LogLevel,
+} from "./ops/config.js";
 import { PROXY_OPTIONS, proxyFlags } from "./proxy/options.js";
 import { CONTRACT_VERSION, type DecisionInput } from "./core/contract.js";
 import { DEMO_AUDIENCE, DEMO_ISSUER } from "./ops/default-config.js";
@@ -245,6 +253,7 @@ export function banner(
     `smart-authz ${VERSION} listening on ${url}`,
     `  policy revision ${bundles.current?.revision ?? "(none yet)"} from ${bundles.status.source}`,
     `  config ${config.origin}`,
+    `  ${userAccessSummary(config)}`,
   ];
   if (config.demo) {
     lines.push(

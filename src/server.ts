@@ -10,7 +10,7 @@ import type { DestinationStream } from "pino";
 import { AuditLog } from "./ops/audit.js";
 import { BundleSource } from "./policy/bundle-source.js";
 import { DataDocumentSource, type DataDocumentName } from "./policy/data-document.js";
-import type { Config } from "./ops/config.js";
+import { userAccessMode, userAccessSummary, type Config } from "./ops/config.js";
 import { DEMO_ISSUER } from "./ops/default-config.js";
 import { SmartAuthzError, describeError } from "./core/errors.js";
 import { createApp } from "./api/app.js";
@@ -216,6 +216,8 @@ export async function startService(config: Config, options: ServiceOptions = {})
       "no audit log is configured (`audit.path`): every decision that must be audited will be refused",
     );
   }
+  if (userAccessMode(config) === "server") logger.warn({ user_access: "server" }, userAccessSummary(config));
+  else logger.info({ user_access: "relationships" }, userAccessSummary(config));
   if (config.tokens.trustForwardedClaims) {
     logger.warn(
       "tokens.trust_forwarded_claims is on: callers may send claims without a token; only the gateway must reach this port",
@@ -228,6 +230,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
       config: config.origin,
       bundle: bundles.status.source,
       issuers: config.tokens.issuers.map((i) => i.issuer),
+      user_access: userAccessMode(config),
       version: VERSION,
     },
     `smart-authz ${VERSION} listening on ${url} (policy revision ${bundles.current?.revision ?? "none yet"})`,

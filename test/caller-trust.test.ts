@@ -4,7 +4,7 @@
  *   unless `tokens.trust_forwarded_now` is on; `trust_forwarded_claims` alone does not imply it.
  * - M5: /v1/data no longer takes forged claims, so nobody can frame a user in the audit trail.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startService, type Service } from "../src/server.js";
@@ -51,11 +51,17 @@ describe.skipIf(!existsSync(bundlePath))("caller-supplied time and claims with t
   const services: Service[] = [];
   async function start(tokens: Record<string, unknown> = {}): Promise<{ service: Service; dir: string }> {
     const dir = tempDir();
+    // The clinician acts for patient 123 (user/ scopes reach only the user's related patients).
+    writeFileSync(
+      join(dir, "relationships.json"),
+      JSON.stringify({ users: { "Practitioner/42": { patients: ["123"] } } }),
+    );
     const config = serviceConfig(dir, {
       bundle: bundlePath,
       tokens,
       audit: { path: "audit.jsonl" },
       policy: { btg: { eligible: [{ roles: ["er-physician"] }] } },
+      data: { relationships: { source: "relationships.json" } },
     });
     const service = await startService(config, { logDestination: new LogSink(), defaultMetrics: false });
     services.push(service);

@@ -536,6 +536,22 @@ describe("smart-authz serve", () => {
     );
     expect(text).toContain("    curl -s http://127.0.0.1:8282/v1/decision ");
   });
+
+  it("says in the banner who confines user/ scopes, and says it loudly in server mode", () => {
+    const bundles = { current: { revision: "r1" }, status: { source: "build/bundle.tar.gz" } };
+    const secure = banner("smart-authz", "http://127.0.0.1:8282", loadConfig(undefined, {}), bundles);
+    expect(secure).toContain(
+      "user/ scopes are confined to each user's own compartment (policy.user.access: relationships)",
+    );
+    const config = loadConfig(undefined, {});
+    const server = banner(
+      "smart-authz",
+      "http://127.0.0.1:8282",
+      { ...config, policy: { user: { access: "server" } } },
+      bundles,
+    );
+    expect(server).toContain("user/ scopes are NOT confined by this service (policy.user.access: server)");
+  });
 });
 
 describe("smart-authz serve (a real process)", () => {

@@ -13,6 +13,7 @@ import { DATA_DOCUMENT_NAMES, type DataDocumentConfig } from "../src/ops/config.
 import { DataDocumentSource, compileSchema, type DataDocumentName } from "../src/policy/data-document.js";
 import { startService, type Service } from "../src/server.js";
 import { buildFixtureBundle, tempDir } from "./helpers/fixtures.js";
+import { bundlePath } from "./helpers/policy.js";
 import { serviceConfig } from "./helpers/service-config.js";
 
 const GOOD = { version: 1, users: { "Practitioner/p1": { patients: ["123"], groups: ["CareTeam/ct1"] } } };
@@ -213,6 +214,52 @@ describe("the service decides with the data document, and takes a new copy witho
     expect(await ask()).toEqual(GOOD2);
     const status = (await (await fetch(`${service.url}/status`)).json()) as { data: Record<string, unknown> };
     expect(status.data.relationships).toMatchObject({ source: path, activations: 2, failures: 0 });
+  });
+
+  it("decides user/ access with the real policy, and a changed relationships document applies without a restart", async () => {
+    const dir = tempDir("data-real-");
+    const path = join(dir, "relationships.json");
+    touch(path, { users: { "Practitioner/p1": { patients: ["123"] } } });
+    const config = serviceConfig(dir, {
+      bundle: bundlePath,
+      data: { relationships: { source: "relationships.json", poll_interval_seconds: 0 } },
+    });
+    service = await startService(config, { defaultMetrics: false });
+    let token = "";
+    await main(["token", "--scope", "user/Observation.rs", "--fhir-user", "Practitioner/p1"], {
+      stdout: (t) => (token += t),
+      stderr: () => {},
+      stdin: () => "",
+      env: {},
+    });
+    const observationOf = (patient: string) => ({
+      resourceType: "Observation",
+      id: "o1",
+      status: "final",
+      code: { text: "x" },
+      subject: { reference: `Patient/${patient}` },
+    });
+    const ask = async (patient: string) => {
+      const res = await fetch(`${service!.url}/v1/decision`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          token: token.trim(),
+          request: { method: "GET", url: "Observation/o1" },
+          resource: observationOf(patient),
+        }),
+      });
+      return ((await res.json()) as { decision: string }).decision;
+    };
+    expect(await ask("123")).toBe("allow");
+    expect(await ask("999")).toBe("deny");
+    touch(path, { users: { "Practitioner/p1": { patients: ["999"] } } });
+    expect(await service.documents[0]!.reload(false)).toBe(true);
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && (await ask("999")) !== "allow")
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await ask("999")).toBe("allow");
+    expect(await ask("123")).toBe("deny");
   });
 
   it("refuses an unknown document name in the config", () => {

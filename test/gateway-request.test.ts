@@ -39,6 +39,8 @@ describe.skipIf(!existsSync(bundlePath))("gateway requests with the real policy"
         server: { fhir_base_path: "/fhir" },
         audit: { path: "audit.jsonl" },
         gateway: { enforcing: [{ name: "apigw", key_env: "APIGW_KEY" }] },
+        // These cases are about request bodies; the clinician's user/ scope is left unconfined.
+        policy: { user: { access: "server" } },
       },
       { APIGW_KEY: KEY },
     );

@@ -26,12 +26,22 @@ beforeAll(async () => {
 
 const configured = new Map<string, Promise<PolicyEngine>>();
 
-/** Vectors may carry a `config` (the policy section of the service config): one engine per config. */
+/**
+ * Vectors may carry a `config` (the policy section of the service config) and a `relationships`
+ * document (data.relationships): one engine per distinct pair.
+ */
 function engineFor(v: Vector): Promise<PolicyEngine> {
-  const config = (v as { config?: Record<string, unknown> }).config;
-  if (!config) return Promise.resolve(engine);
-  const key = JSON.stringify(config);
-  if (!configured.has(key)) configured.set(key, loadRealEngine({ config }));
+  const { config, relationships } = v as { config?: Record<string, unknown>; relationships?: unknown };
+  if (!config && relationships === undefined) return Promise.resolve(engine);
+  const key = JSON.stringify([config ?? null, relationships ?? null]);
+  if (!configured.has(key))
+    configured.set(
+      key,
+      loadRealEngine({
+        ...(config ? { config } : {}),
+        ...(relationships !== undefined ? { relationships } : {}),
+      }),
+    );
   return configured.get(key)!;
 }
 

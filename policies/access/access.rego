@@ -177,8 +177,11 @@ patient_context_missing := verdict.deny(401, "patient-context-missing", "a patie
 
 # --- Context: patient/ grants are confined to the launch patient's compartment -------------
 
+# system/ grants are unconfined; user/ grants are confined to the user (user_access.rego).
 context_verdict(g, c, req, resource, l) := open_search_chain_verdict(c) if {
-	g.context != "patient"
+	g.context == "system"
+} else := user_context_verdict(c, req, resource, l) if {
+	g.context == "user"
 } else := patient_context_missing if {
 	not grant.patient_id
 } else := patient_verdict(c, req, resource, l, grant.patient_id)
@@ -676,7 +679,7 @@ has_type_reachable_openly(_, p, 0, t) if {
 open_searchable(t) if {
 	some g in grant.for(t, "s")
 	count(g.constraints) == 0
-	g.context != "patient"
+	unconfined_context(g)
 }
 
 open_searchable(t) if {
@@ -879,7 +882,9 @@ operation_grant_verdict(_, g) := verdict.deny(403, "constraint-not-applicable", 
 
 operation_grant_verdict(c, g) := operation_context_verdict(c, g) if count(g.constraints) == 0
 
-operation_context_verdict(_, g) := verdict.allow if g.context != "patient"
+operation_context_verdict(_, g) := verdict.allow if g.context == "system"
+
+operation_context_verdict(c, g) := user_operation_verdict(c) if g.context == "user"
 
 operation_context_verdict(c, g) := patient_context_missing if {
 	g.context == "patient"
@@ -952,14 +957,25 @@ resource_type_of(resource) := "(unknown)" if not fhir.string_member(resource, "r
 
 grant_visibility(g, resource) := verdict.all_of(context_visibility(g, resource), constraint_visibility(g, resource))
 
-context_visibility(g, _) := verdict.allow if g.context != "patient"
+context_visibility(g, _) := verdict.allow if g.context == "system"
 
-context_visibility(g, resource) := patient_visibility(resource) if g.context == "patient"
+context_visibility(g, resource) := user_visibility(resource) if g.context == "user"
 
-patient_visibility(resource) := patient_context_missing if {
+context_visibility(g, resource) := patient_visibility(resource, grant.patient_id) if {
+	g.context == "patient"
+	grant.patient_id
+}
+
+context_visibility(g, _) := patient_context_missing if {
+	g.context == "patient"
 	not grant.patient_id
-} else := verdict.allow if {
-	compartment.member(resource, grant.patient_id)
+}
+
+# METADATA
+# title: patient_visibility
+# description: A resource in patient `pid`'s compartment, or of a shared type, may be released.
+patient_visibility(resource, pid) := verdict.allow if {
+	compartment.member(resource, pid)
 } else := verdict.allow if {
 	resource.resourceType in config.shared_types
 } else := verdict.deny(404, "not-in-compartment", "outside the patient's compartment")

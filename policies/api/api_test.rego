@@ -10,8 +10,12 @@ obs(id, patient) := {"resourceType": "Observation", "id": id, "status": "final",
 
 lab_obs(id, patient) := object.union(obs(id, patient), {"category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}]})
 
+# These cases use user/ scopes as unconfined grants, as they were written before the user access
+# model: they run with policy.user.access: server. The model itself is tested in policies/user and
+# policies/access/user_access_test.rego.
 decide(scope, ctx, req, extra) := d if {
 	d := api.decision with input as object.union({"claims": object.union(ctx, {"scope": scope}), "request": req}, extra)
+		with data.config.user.access as "server"
 }
 
 get(url) := {"method": "GET", "url": url}

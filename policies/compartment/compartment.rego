@@ -38,6 +38,28 @@ member(resource, id) if {
 }
 
 # METADATA
+# title: patients_of
+# description: |
+#   The ids of the patients whose compartment holds `resource` (each confirmed by `member`): read
+#   from the resource's own linking references, so the cost does not grow with how many patients a
+#   caller may see.
+patients_of(resource) := {id |
+	some id in candidate_patients(resource)
+	member(resource, id)
+}
+
+candidate_patients(resource) := {resource.id} | {fhir.reference_patient_id(ref) |
+	some ref in fhir.references_at(resource, ["link", "other"])
+} if {
+	resource.resourceType == "Patient"
+	is_string(resource.id)
+} else := {fhir.reference_patient_id(ref) |
+	some link in links(resource.resourceType)
+	some path in link.paths
+	some ref in fhir.references_at(resource, path)
+}
+
+# METADATA
 # title: link_kinds
 # description: |
 #   For writes: what every Reference in the linking elements of `resource` (and of the resources

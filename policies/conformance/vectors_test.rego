@@ -25,7 +25,9 @@ outcome(v) := result if {
 
 outcome(v) := result if {
 	v.request
-	result := api.decision with input as vector_input(v) with data.config as object.get(v, "config", {})
+	result := api.decision with input as vector_input(v)
+		with data.config as object.get(v, "config", {})
+		with data.relationships as object.get(v, "relationships", null)
 }
 
 expectation_met(v) if {

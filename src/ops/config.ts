@@ -224,6 +224,27 @@ export interface Config {
 
 export const EMBEDDED_ORIGIN = "(embedded default)";
 
+/**
+ * Who confines user/ scopes (`policy.user.access`, docs/user-access.md): the policy, from the
+ * relationships document (the default), or the FHIR server itself (`server`, only when configured).
+ */
+export function userAccessMode(config: Pick<Config, "policy">): "relationships" | "server" {
+  const user = config.policy.user;
+  const access =
+    typeof user === "object" && user !== null ? (user as { access?: unknown }).access : undefined;
+  return access === "server" ? "server" : "relationships";
+}
+
+/** One line for the start-up banner and log: how user/ scopes are confined here. */
+export function userAccessSummary(config: Pick<Config, "policy" | "data">): string {
+  if (userAccessMode(config) === "server") {
+    return "user/ scopes are NOT confined by this service (policy.user.access: server): the FHIR server must enforce each user's permissions";
+  }
+  return config.data.relationships
+    ? "user/ scopes are confined to each user's own compartment and related patients (policy.user.access: relationships, data.relationships)"
+    : "user/ scopes are confined to each user's own compartment (policy.user.access: relationships); no data.relationships is configured, so no user is related to any patient";
+}
+
 /** The data documents a config may name (kept in step with src/policy/data-document.ts by a test). */
 export const DATA_DOCUMENT_NAMES = ["relationships", "clients"] as const;
 

@@ -21,6 +21,7 @@ interface SearchParam {
 
 interface R4Data {
   patient_compartment: Record<string, Record<string, CompartmentLink>>;
+  practitioner_compartment: Record<string, Record<string, CompartmentLink>>;
   resource_types: Record<
     string,
     { patient_compartment: boolean; references_patient: boolean; security_category: string }
@@ -33,6 +34,9 @@ const r4 = JSON.parse(readFileSync(resolve(ROOT, "policies/fhir/r4/data.json"), 
 export const RESOURCE_TYPES: readonly string[] = Object.keys(r4.resource_types).sort();
 
 export const COMPARTMENT = r4.patient_compartment;
+
+/** The R4 Practitioner compartment (CompartmentDefinition "practitioner"). */
+export const PRACTITIONER_COMPARTMENT = r4.practitioner_compartment;
 
 /** Types whose instances belong to a patient (R4 Patient compartment; Patient itself included). */
 export const COMPARTMENT_TYPES: readonly string[] = Object.keys(COMPARTMENT).sort();

@@ -41,6 +41,7 @@ import {
   type ScopeSpec,
 } from "./arbitraries.js";
 import type { Stats } from "./budget.js";
+import { userMaySearch, userReaches } from "./user-access.js";
 import { RESOURCE_TYPES, confiningParams, linkParams, linkPaths, patientOnlyParam } from "./fhir-data.js";
 import { applyJsonPatch, inCompartment, namesPatient, type PatchOp } from "./json-patch.js";
 import {
@@ -737,15 +738,18 @@ const constraintCaseArb: fc.Arbitrary<ConstraintCase> = fc
  * From the spec, not the policy: whether some grant of a constrained token covers a resource for
  * letter(s). A scope that repeats a parameter (category=a&category=b) is an AND under FHIR search
  * rules, but a policy may also refuse it as not narrowable (grants nothing): `repeated` chooses.
+ * A user/ grant covers only what the user (fhirUser) may reach (user-access.ts).
  */
 function constrainedVisible(
   c: ConstraintCase,
   resource: Record<string, unknown>,
   letters: string[],
   repeated: "and" | "nothing",
+  fhirUser: string | undefined,
 ): boolean {
   return c.specs.some((s) => {
     if (!letters.some((l) => s.perm.includes(l))) return false;
+    if (s.context === "user" && !userReaches(fhirUser, resource)) return false;
     const cs = parseConstraintQuery(s.query ?? "");
     if (cs === undefined) return false;
     if (repeated === "nothing" && new Set(cs.map((k) => k.param)).size !== cs.length) return false;
@@ -758,9 +762,10 @@ function expectedVisible(
   c: ConstraintCase,
   resource: Record<string, unknown>,
   letters: string[],
+  fhirUser: string | undefined,
 ): boolean | undefined {
-  const and = constrainedVisible(c, resource, letters, "and");
-  return and === constrainedVisible(c, resource, letters, "nothing") ? and : undefined;
+  const and = constrainedVisible(c, resource, letters, "and", fhirUser);
+  return and === constrainedVisible(c, resource, letters, "nothing", fhirUser) ? and : undefined;
 }
 
 export const constraintEnforcement: PropertyDef = {
@@ -776,7 +781,7 @@ export const constraintEnforcement: PropertyDef = {
         const r = c.resources[0]!;
         const input = { claims, request: { method: "GET", url: `${c.T}/${String(r.id)}` }, resource: r };
         const d = decide(ctx, input);
-        const visible = expectedVisible(c, r, ["r"]);
+        const visible = expectedVisible(c, r, ["r"], fhirUser);
         if (visible === undefined) return;
         const want = visible ? "allow" : "deny";
         if (d.decision !== want)
@@ -791,6 +796,7 @@ export const constraintEnforcement: PropertyDef = {
       const input = { claims, request: { method: "GET", url: c.T }, response: bundle };
       const d = decide(ctx, input);
       const enforceable = (s: ScopeSpec, repeatedOk: boolean) => {
+        if (s.context === "user" && !userMaySearch(fhirUser, c.T)) return false;
         const cs = parseConstraintQuery(s.query ?? "");
         if (!cs || !cs.every((k) => constraintPaths(c.T, k.param))) return false;
         return repeatedOk || new Set(cs.map((k) => k.param)).size === cs.length;
@@ -805,7 +811,7 @@ export const constraintEnforcement: PropertyDef = {
       if (d.decision === "deny") fail("a search an enforceable grant covers was denied", { claims, d });
       const items = (bundle.entry as { resource: Record<string, unknown> }[]).map((e) => e.resource);
       for (const r of items) {
-        const want = expectedVisible(c, r, ["r", "s"]);
+        const want = expectedVisible(c, r, ["r", "s"], fhirUser);
         const kept = (d.keep ?? []).includes(refOf(r));
         if (want !== undefined && want !== kept)
           fail(`resource ${refOf(r)} should ${want ? "" : "not "}be released`, { claims, resource: r, d });

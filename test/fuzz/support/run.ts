@@ -6,6 +6,7 @@ import type { PolicyEngine } from "../../../src/policy/engine.js";
 import { loadRealEngine } from "../../helpers/policy.js";
 import { Stats, assertParameters } from "./budget.js";
 import { runsFor, type PropertyDef } from "./properties.js";
+import { RELATIONSHIPS } from "./user-access.js";
 
 /** `file` names the tally written to build/fuzz/ (null: no tally, as in the normal test run). */
 export function runProperties(
@@ -17,7 +18,7 @@ export function runProperties(
   const stats = new Stats();
   let engine: PolicyEngine;
   beforeAll(async () => {
-    engine = await loadRealEngine();
+    engine = await loadRealEngine({ relationships: RELATIONSHIPS });
   });
   afterAll(() => {
     if (file) stats.write(file);
