@@ -177,14 +177,45 @@ response_decision(c, v, response) := document(response_malformed, c) if {
 } else := object.union(document(v, c), {"keep": [], "drop": []}) if {
 	response.resourceType == "Bundle"
 	count(bundle_items(response)) == 0
-} else := bundle_response(c, v, count(bundle_items(response)), [check_item(item) | some item in bundle_items(response)]) if {
+} else := bundle_response(c, v, count(bundle_items(response)), linked_checks(bundle_items(response))) if {
 	response.resourceType == "Bundle"
-} else := object.union(document(v, c), {"keep": [ref_of(response, -1)], "drop": []}) if {
-	access.visibility(response).decision == "allow"
+} else := single_response(c, v, response, access.response_visibility(c, response))
+
+single_response(c, v, response, vis) := object.union(document(v, c), {"keep": [ref_of(response, -1)], "drop": []}) if {
+	vis.decision == "allow"
 } else := object.union(
-	document(object.union(access.visibility(response), {"status": hidden_status}), c),
-	{"keep": [], "drop": [{"ref": ref_of(response, -1), "reason": access.visibility(response).reason.code, "index": -1}]},
+	document(object.union(vis, {"status": hidden_status}), c),
+	{"keep": [], "drop": [{"ref": ref_of(response, -1), "reason": vis.reason.code, "index": -1}]},
 )
+
+# METADATA
+# title: linked_checks
+# description: |
+#   Every entry checked on its own, then those hidden only for being outside the compartment
+#   looked up in an index of what the visible ones reference (smart.access linked.rego): first
+#   the Provenance of visible resources, then the resources the visible ones and that Provenance
+#   reference. Each entry is visited a fixed number of times: linear in the Bundle.
+linked_checks(items) := [linked_check(x, items[i], index) | some i, x in direct] if {
+	direct := [check_item(item) | some item in items]
+	first := access.linked_index([items[i].resource | some i, x in direct; x.visible])
+	provenance := [r |
+		some i, x in direct
+		linkable(x)
+		r := items[i].resource
+		r.resourceType == "Provenance"
+		access.linked_visibility(r, first).decision == "allow"
+	]
+	index := access.linked_index_with(first, provenance)
+}
+
+linkable(x) if {
+	not x.visible
+	x.reason in access.linkable_reasons
+}
+
+linked_check(x, item, index) := resource_check(item, access.linked_visibility(item.resource, index)) if {
+	linkable(x)
+} else := x
 
 hidden_status := data.smart.config.hidden_status
 
