@@ -27,11 +27,16 @@ beforeAll(async () => {
 const configured = new Map<string, Promise<PolicyEngine>>();
 
 /** Vectors may carry a `config` (the policy section of the service config): one engine per config. */
+/** …and `clients` (data.clients, the client registrations). */
 function engineFor(v: Vector): Promise<PolicyEngine> {
   const config = (v as { config?: Record<string, unknown> }).config;
-  if (!config) return Promise.resolve(engine);
-  const key = JSON.stringify(config);
-  if (!configured.has(key)) configured.set(key, loadRealEngine({ config }));
+  const clients = v.clients;
+  if (!config && !clients) return Promise.resolve(engine);
+  const key = JSON.stringify([config, clients]);
+  const data: Record<string, unknown> = {};
+  if (config) data.config = config;
+  if (clients) data.clients = clients;
+  if (!configured.has(key)) configured.set(key, loadRealEngine(data));
   return configured.get(key)!;
 }
 

@@ -10,8 +10,10 @@ p123 := {"patient": "123"}
 
 user := {"fhirUser": "Practitioner/9"}
 
+# Scope hints are checked here for every client, registered or not (issue 15 has its own tests).
 decide(scope, ctx, req, extra) := d if {
 	d := api.decision with input as object.union({"claims": object.union(ctx, {"scope": scope}), "request": req}, extra)
+		with data.config.outcome.hint_without_registration as true
 }
 
 code(d) := d.reasons[0].code

@@ -27,9 +27,13 @@ scopes := scope.parse_all(input.scope)
 # METADATA
 # title: decision
 # description: |
-#   Entry point: the decision document for input.
+#   Entry point: the decision document for input. A denial names a scope only where that scope
+#   would work and the client may obtain it (hints.rego).
 # entrypoint: true
-decision := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
+decision := hinted(unhinted)
+
+# The decision before its scope hints are checked (hints.rego re-decides it with a candidate).
+unhinted := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
 	input_problem
 } else := batch_decision if {
 	classified.interaction in {"batch", "transaction"}
@@ -453,7 +457,7 @@ ref_with_id(resource) if {
 #   within them". One decision per entry, in order. A transaction is all-or-nothing: any denied
 #   entry denies it. A batch is allowed as a whole, with its denied entries answered one by one.
 batch_decision := with_batch_response(object.union(summary, {"entries": entries}), object.get(input, "response", null)) if {
-	entries := [entry_decision(e) | some e in classified.entries]
+	entries := [entry_hinted(e, entry_decision(e)) | some e in classified.entries]
 	count(entries) == count(classified.entries)
 	summary := batch_summary(classified.interaction, entries)
 } else := document(verdict.deny(500, "policy-incomplete", "not every batch/transaction entry could be decided"), {})

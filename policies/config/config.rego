@@ -23,6 +23,10 @@ required_scope_extension_url := setting(
 	"https://smart-authz.dev/fhir/StructureDefinition/required-scope",
 )
 
+# A denial names a scope only when the client may obtain it (data.clients); a client without a
+# registration gets no hint unless this is set.
+hint_without_registration := setting(["outcome", "hint_without_registration"], false)
+
 # Search parameters the policy does not know are denied: a server that ignores them could
 # return more than the policy reasoned about.
 unknown_search_parameters := setting(["search", "unknown_parameters"], "deny")
