@@ -14,8 +14,7 @@ const isObject = (x: unknown): x is Record<string, unknown> =>
 /** A `filter-response` obligation: the request may go as it is, the response only through the filter step. */
 function hasFilterResponse(d: Record<string, unknown>): boolean {
   return (
-    Array.isArray(d.obligations) &&
-    d.obligations.some((o) => isObject(o) && o.type === "filter-response")
+    Array.isArray(d.obligations) && d.obligations.some((o) => isObject(o) && o.type === "filter-response")
   );
 }
 
