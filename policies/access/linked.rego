@@ -32,6 +32,11 @@ referenced_types := {t |
 # The entry reasons a link can lift: outside the compartment, nothing else (no scope, a label).
 linkable_reasons := {"not-in-compartment"}
 
+# Only a Provenance or a referenced type can be visible through a link.
+may_link(resource) if resource.resourceType == "Provenance"
+
+may_link(resource) if resource.resourceType in referenced_types
+
 # METADATA
 # title: linked_index
 # description: |
@@ -41,6 +46,9 @@ linked_index(visible) := {
 	"keys": {k | some r in visible; k := resource_key(r)},
 	"refs": {k | some r in visible; some k in references_of(r)},
 }
+
+# Lookups index the sets (index.refs[k]) rather than test `k in index.refs`: OPA's WASM target
+# scans a collection for `in`, which would make the filter quadratic in the Bundle.
 
 # The index widened by the references of further visible resources (the visible Provenance).
 linked_index_with(index, more) := {"keys": index.keys, "refs": (index.refs | {k | some r in more; some k in references_of(r)})}
@@ -81,7 +89,7 @@ link_verdict(resource, index) := verdict.allow if {
 # A referenced type's resource that a visible resource references.
 linked(resource, index) if {
 	resource.resourceType in referenced_types
-	resource_key(resource) in index.refs
+	index.refs[resource_key(resource)]
 }
 
 # METADATA
@@ -102,7 +110,7 @@ linked(resource, index) if {
 target_key(x, index) := k if {
 	t := fhir.reference_target(x.reference)
 	k := concat("/", [t.type, t.id])
-	k in index.keys
+	index.keys[k]
 }
 
 target_key(x, _) := k if {

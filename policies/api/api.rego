@@ -199,26 +199,29 @@ single_response(c, v, response, vis) := object.union(document(v, c), {"keep": [r
 #   looked up in an index of what the visible ones reference (smart.access linked.rego): first
 #   the Provenance of visible resources, then the resources the visible ones and that Provenance
 #   reference. Each entry is visited a fixed number of times: linear in the Bundle.
-linked_checks(items) := [linked_check(x, items[i], index) | some i, x in direct] if {
+linked_checks(items) := [linked_check(x, items[i], index, provenance) | some i, x in direct] if {
 	direct := [check_item(item) | some item in items]
 	first := access.linked_index([items[i].resource | some i, x in direct; x.visible])
-	provenance := [r |
+	provenance := {i |
 		some i, x in direct
-		linkable(x)
-		r := items[i].resource
-		r.resourceType == "Provenance"
-		access.linked_visibility(r, first).decision == "allow"
-	]
-	index := access.linked_index_with(first, provenance)
+		linkable(x, items[i])
+		items[i].resource.resourceType == "Provenance"
+		access.linked_visibility(items[i].resource, first).decision == "allow"
+	}
+	index := access.linked_index_with(first, [items[i].resource | some i in provenance])
 }
 
-linkable(x) if {
+linkable(x, item) if {
 	not x.visible
 	x.reason in access.linkable_reasons
+	access.may_link(item.resource)
 }
 
-linked_check(x, item, index) := resource_check(item, access.linked_visibility(item.resource, index)) if {
-	linkable(x)
+# A Provenance already found visible is not decided again; lookups index the set (see linked.rego).
+linked_check(x, item, index, provenance) := {"ref": x.ref, "index": x.index, "visible": true} if {
+	provenance[item.index]
+} else := resource_check(item, access.linked_visibility(item.resource, index)) if {
+	linkable(x, item)
 } else := x
 
 hidden_status := data.smart.config.hidden_status
