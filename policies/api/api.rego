@@ -659,7 +659,8 @@ released_stored(d) := [input_resource] if {
 	input_resource
 } else := []
 
-released_response(d) := [item.resource | some item in bundle_items(input_response); item.resource; not item.index in dropped] if {
+# `dropped[i]` indexes the set: OPA's WASM target answers `i in dropped` by scanning it.
+released_response(d) := [item.resource | some item in bundle_items(input_response); item.resource; not dropped[item.index]] if {
 	d.decision != "deny"
 	input_response.resourceType == "Bundle"
 	dropped := {x.index | some x in object.get(d, "drop", [])}
