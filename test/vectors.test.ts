@@ -27,19 +27,22 @@ beforeAll(async () => {
 const configured = new Map<string, Promise<PolicyEngine>>();
 
 /**
- * Vectors may carry a `config` (the policy section of the service config) and a `relationships`
- * document (data.relationships): one engine per distinct pair.
+ * Vectors may carry a `config` (the policy section of the service config), a `relationships`
+ * document (data.relationships) and `clients` (data.clients, the client registrations): one engine
+ * per distinct combination.
  */
 function engineFor(v: Vector): Promise<PolicyEngine> {
   const { config, relationships } = v as { config?: Record<string, unknown>; relationships?: unknown };
-  if (!config && relationships === undefined) return Promise.resolve(engine);
-  const key = JSON.stringify([config ?? null, relationships ?? null]);
+  const clients = v.clients;
+  if (!config && relationships === undefined && !clients) return Promise.resolve(engine);
+  const key = JSON.stringify([config ?? null, relationships ?? null, clients ?? null]);
   if (!configured.has(key))
     configured.set(
       key,
       loadRealEngine({
         ...(config ? { config } : {}),
         ...(relationships !== undefined ? { relationships } : {}),
+        ...(clients ? { clients } : {}),
       }),
     );
   return configured.get(key)!;

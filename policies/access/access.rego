@@ -214,7 +214,7 @@ patient_verdict(c, req, resource, l, pid) := v if {
 	c.interaction in system_interactions
 } else := verdict.deny(403, "patient-scope-not-applicable", concat("", ["a patient/ scope does not cover ", c.interaction]))
 
-patient_instance_verdict(c, req, resource, l, pid) := patient_type_verdict(c.type, l) if {
+patient_instance_verdict(c, req, resource, l, pid) := patient_type_verdict(c.type, referenced_letter(c, l)) if {
 	not patient_type(c.type)
 } else := hidden(c, "not-in-compartment") if {
 	c.type == "Patient"
@@ -237,6 +237,8 @@ patient_type_verdict(t, l) := verdict.allow if {
 	l in {"r", "s"}
 } else := verdict.deny(403, "shared-type-read-only", concat("", [t, " is shared data: patient/ scopes may read it, not change it"])) if {
 	t in config.shared_types
+} else := referenced_type_verdict(t, l) if {
+	t in referenced_types
 } else := verdict.deny(403, "type-outside-patient-compartment", concat("", [t, " is not in the Patient compartment and is not configured as shared with patient/ scopes"]))
 
 patient_type_writable(t) := verdict.deny(403, "patient-scope-cannot-create-patient", "a patient/ scope cannot create or conditionally change Patient resources") if {

@@ -11,11 +11,13 @@ p123 := {"patient": "123"}
 user := {"fhirUser": "Practitioner/9"}
 
 # These cases use user/ scopes as unconfined grants, as they were written before the user access
-# model: they run with policy.user.access: server. The model itself is tested in policies/user and
-# policies/access/user_access_test.rego.
+# model: they run with policy.user.access: server (the model itself is tested in policies/user and
+# policies/access/user_access_test.rego). Scope hints are checked for every client, registered or
+# not (issue 15 has its own tests).
 decide(scope, ctx, req, extra) := d if {
 	d := api.decision with input as object.union({"claims": object.union(ctx, {"scope": scope}), "request": req}, extra)
 		with data.config.user.access as "server"
+		with data.config.outcome.hint_without_registration as true
 }
 
 code(d) := d.reasons[0].code

@@ -28,9 +28,13 @@ scopes := scope.parse_all(input.scope)
 # METADATA
 # title: decision
 # description: |
-#   Entry point: the decision document for input.
+#   Entry point: the decision document for input. A denial names a scope only where that scope
+#   would work and the client may obtain it (hints.rego).
 # entrypoint: true
-decision := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
+decision := hinted(unhinted)
+
+# The decision before its scope hints are checked (hints.rego re-decides it with a candidate).
+unhinted := document(verdict.deny(400, "input-invalid", input_problem), {}) if {
 	input_problem
 } else := batch_decision if {
 	classified.interaction in {"batch", "transaction"}
@@ -197,14 +201,48 @@ response_decision(c, v, response) := document(response_malformed, c) if {
 } else := object.union(document(v, c), {"keep": [], "drop": []}) if {
 	response.resourceType == "Bundle"
 	count(bundle_items(response)) == 0
-} else := bundle_response(c, v, count(bundle_items(response)), [check_item(item) | some item in bundle_items(response)]) if {
+} else := bundle_response(c, v, count(bundle_items(response)), linked_checks(bundle_items(response))) if {
 	response.resourceType == "Bundle"
-} else := object.union(document(v, c), {"keep": [ref_of(response, -1)], "drop": []}) if {
-	access.visibility(response).decision == "allow"
+} else := single_response(c, v, response, access.response_visibility(c, response))
+
+single_response(c, v, response, vis) := object.union(document(v, c), {"keep": [ref_of(response, -1)], "drop": []}) if {
+	vis.decision == "allow"
 } else := object.union(
-	document(object.union(access.visibility(response), {"status": hidden_status}), c),
-	{"keep": [], "drop": [{"ref": ref_of(response, -1), "reason": access.visibility(response).reason.code, "index": -1}]},
+	document(object.union(vis, {"status": hidden_status}), c),
+	{"keep": [], "drop": [{"ref": ref_of(response, -1), "reason": vis.reason.code, "index": -1}]},
 )
+
+# METADATA
+# title: linked_checks
+# description: |
+#   Every entry checked on its own, then those hidden only for being outside the compartment
+#   looked up in an index of what the visible ones reference (smart.access linked.rego): first
+#   the Provenance of visible resources, then the resources the visible ones and that Provenance
+#   reference. Each entry is visited a fixed number of times: linear in the Bundle.
+linked_checks(items) := [linked_check(x, items[i], index, provenance) | some i, x in direct] if {
+	direct := [check_item(item) | some item in items]
+	first := access.linked_index([items[i].resource | some i, x in direct; x.visible])
+	provenance := {i |
+		some i, x in direct
+		linkable(x, items[i])
+		items[i].resource.resourceType == "Provenance"
+		access.linked_visibility(items[i].resource, first).decision == "allow"
+	}
+	index := access.linked_index_with(first, [items[i].resource | some i in provenance])
+}
+
+linkable(x, item) if {
+	not x.visible
+	x.reason in access.linkable_reasons
+	access.may_link(item.resource)
+}
+
+# A Provenance already found visible is not decided again; lookups index the set (see linked.rego).
+linked_check(x, item, index, provenance) := {"ref": x.ref, "index": x.index, "visible": true} if {
+	provenance[item.index]
+} else := resource_check(item, access.linked_visibility(item.resource, index)) if {
+	linkable(x, item)
+} else := x
 
 hidden_status := data.smart.config.hidden_status
 
@@ -452,7 +490,7 @@ ref_with_id(resource) if {
 #   within them". One decision per entry, in order. A transaction is all-or-nothing: any denied
 #   entry denies it. A batch is allowed as a whole, with its denied entries answered one by one.
 batch_decision := with_batch_response(object.union(summary, {"entries": entries}), object.get(input, "response", null)) if {
-	entries := [entry_decision(e) | some e in classified.entries]
+	entries := [entry_hinted(e, entry_decision(e)) | some e in classified.entries]
 	count(entries) == count(classified.entries)
 	summary := batch_summary(classified.interaction, entries)
 } else := document(verdict.deny(500, "policy-incomplete", "not every batch/transaction entry could be decided"), {})
@@ -651,7 +689,8 @@ released_stored(d) := [input_resource] if {
 	input_resource
 } else := []
 
-released_response(d) := [item.resource | some item in bundle_items(input_response); item.resource; not item.index in dropped] if {
+# `dropped[i]` indexes the set: OPA's WASM target answers `i in dropped` by scanning it.
+released_response(d) := [item.resource | some item in bundle_items(input_response); item.resource; not dropped[item.index]] if {
 	d.decision != "deny"
 	input_response.resourceType == "Bundle"
 	dropped := {x.index | some x in object.get(d, "drop", [])}

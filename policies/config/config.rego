@@ -42,6 +42,10 @@ required_scope_extension_url := setting(
 	"https://smart-authz.dev/fhir/StructureDefinition/required-scope",
 )
 
+# A denial names a scope only when the client may obtain it (data.clients); a client without a
+# registration gets no hint unless this is set.
+hint_without_registration := setting(["outcome", "hint_without_registration"], false)
+
 # Search parameters the policy does not know are denied: a server that ignores them could
 # return more than the policy reasoned about.
 unknown_search_parameters := setting(["search", "unknown_parameters"], "deny")
@@ -79,6 +83,23 @@ default_shared_types := {t |
 	not info.patient_compartment
 	not info.references_patient
 }
+
+# METADATA
+# title: referenced_types
+# description: |
+#   Types a patient/ token may see when a resource it may see references them (a search's
+#   `_include`), and read by id (see referenced_reads). Default: what a patient's record points to
+#   for basic provenance and US Core (who performed or authored it, where, which medication).
+#   Types in the Patient compartment or that reference a Patient are never "referenced": being
+#   pointed to by the patient's data says nothing about whose they are (smart.access linked.rego).
+referenced_types := {t | some t in setting(["patient", "referenced_types"], ["Organization", "Location", "Medication", "Practitioner", "PractitionerRole"])}
+
+# `by-id`: a referenced type may also be read by id (read, vread), without a referencing resource
+# in the response; `response-only`: only when a visible resource in the same response references it.
+referenced_reads := setting(["patient", "referenced_reads"], "by-id")
+
+# A Provenance whose every target is a resource the token may see in the same response is visible.
+provenance_of_visible := setting(["patient", "provenance_of_visible"], true)
 
 # METADATA
 # title: operations

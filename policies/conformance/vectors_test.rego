@@ -28,6 +28,7 @@ outcome(v) := result if {
 	result := api.decision with input as vector_input(v)
 		with data.config as object.get(v, "config", {})
 		with data.relationships as object.get(v, "relationships", null)
+		with data.clients as object.get(v, "clients", {})
 }
 
 expectation_met(v) if {
@@ -70,10 +71,36 @@ expectation_met(v) if {
 }
 
 # A vector passes when its expectation is met and, when it lists `obligations` (the project's own
-# vectors), the decision carries exactly those obligation types.
+# vectors), the decision carries exactly those obligation types; `status`, `reason`,
+# `required_scopes`, `entry_required_scopes` and `outcome_code`, when given, must match too.
 passes(v) if {
 	expectation_met(v)
 	obligations_met(v)
+	details_met(v)
+}
+
+details_met(v) if {
+	d := outcome(v)
+	every k in ["status", "required_scopes", "entry_required_scopes", "reason", "outcome_code"] {
+		detail_met(v, d, k)
+	}
+}
+
+detail_met(v, _, k) if not k in object.keys(v)
+
+detail_met(v, d, "status") if d.status == v.status
+
+detail_met(v, d, "reason") if d.reasons[0].code == v.reason
+
+detail_met(v, d, "required_scopes") if object.get(d, "required_scopes", []) == v.required_scopes
+
+detail_met(v, d, "entry_required_scopes") if {
+	[object.get(e, "required_scopes", []) | some e in d.entries] == v.entry_required_scopes
+}
+
+detail_met(v, d, "outcome_code") if {
+	some c in d.outcome.issue[0].details.coding
+	c.code == v.outcome_code
 }
 
 obligations_met(v) if not v.obligations

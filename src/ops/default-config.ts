@@ -45,6 +45,10 @@ bundle:
   source: build/bundle.tar.gz
   poll_interval_seconds: 5
 
+data:
+  clients:
+    source: examples/data/clients.json   # DEMO ONLY: \`token\`'s client demo-app may obtain every scope (schemas/data/clients.schema.json)
+
 logging:
   level: info
   decisions: true

@@ -14,6 +14,14 @@ export interface Vector {
   response?: unknown;
   /** The project's own vectors: the obligation types the decision must carry, exactly (as a set). */
   obligations?: string[];
+  /** data.clients for this case (client registrations, schemas/data/clients.schema.json). */
+  clients?: Record<string, unknown>;
+  /** Further details the decision must show, when given ([] = no required_scopes). */
+  status?: number;
+  reason?: string;
+  required_scopes?: string[];
+  entry_required_scopes?: string[][];
+  outcome_code?: string;
   expect:
     | "allow"
     | "deny"
@@ -28,7 +36,34 @@ const samePatientValue = (a: unknown, b: string) => a === b || a === `Patient/${
 
 /** Returns a message describing the mismatch, or undefined when the decision meets the expectation. */
 export function mismatch(v: Vector, decision: Decision): string | undefined {
-  return expectationMismatch(v, decision) ?? obligationsMismatch(v, decision);
+  return expectationMismatch(v, decision) ?? obligationsMismatch(v, decision) ?? detailsMismatch(v, decision);
+}
+
+function detailsMismatch(v: Vector, decision: Decision): string | undefined {
+  const got = JSON.stringify(decision);
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (v.status !== undefined && decision.status !== v.status)
+    return `expected status ${v.status}, got ${got}`;
+  if (v.reason !== undefined && decision.reasons?.[0]?.code !== v.reason)
+    return `expected reason ${v.reason}, got ${got}`;
+  if (v.required_scopes !== undefined && !same(decision.required_scopes ?? [], v.required_scopes))
+    return `expected required_scopes ${JSON.stringify(v.required_scopes)}, got ${got}`;
+  if (
+    v.entry_required_scopes !== undefined &&
+    !same(
+      (decision.entries ?? []).map((e) => e.required_scopes ?? []),
+      v.entry_required_scopes,
+    )
+  )
+    return `expected entry required_scopes ${JSON.stringify(v.entry_required_scopes)}, got ${got}`;
+  if (v.outcome_code !== undefined) {
+    const issue = (
+      decision.outcome as { issue?: { details?: { coding?: { code?: string }[] } }[] } | undefined
+    )?.issue?.[0];
+    if (!(issue?.details?.coding ?? []).some((c) => c.code === v.outcome_code))
+      return `expected the OperationOutcome to carry the code ${v.outcome_code}, got ${got}`;
+  }
+  return undefined;
 }
 
 function obligationsMismatch(v: Vector, decision: Decision): string | undefined {
