@@ -65,6 +65,24 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
     expect(r.headers.get("etag")).toBe('W/"1"');
   });
 
+  it("names a missing scope only where it would work: not for another patient's or a missing record (issue 15)", async () => {
+    const obsOnly = await demoToken("patient/Observation.rs", "123");
+    h.fake.seed(
+      { resourceType: "Condition", id: "hint-own", code: { text: "x" }, subject: { reference: "Patient/123" } },
+      { resourceType: "Condition", id: "hint-other", code: { text: "x" }, subject: { reference: "Patient/999" } },
+    );
+    const own = await call(`${h.base}/Condition/hint-own`, { token: obsOnly });
+    expect(own.status).toBe(403);
+    expect(own.headers.get("www-authenticate")).toMatch(/insufficient_scope.*scope="patient\/Condition\.r/);
+    const other = await call(`${h.base}/Condition/hint-other`, { token: obsOnly });
+    const missing = await call(`${h.base}/Condition/hint-missing`, { token: obsOnly });
+    for (const r of [other, missing]) {
+      expect(r.status).toBe(404);
+      expect(r.headers.get("www-authenticate")).toBeNull();
+    }
+    expect(other.body).toEqual(missing.body);
+  });
+
   it("answers another patient's resource exactly like one that does not exist", async () => {
     const hidden = await call(`${h.base}/Observation/o-999-a`, { token });
     const missing = await call(`${h.base}/Observation/does-not-exist`, { token });

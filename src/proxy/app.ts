@@ -14,6 +14,7 @@ import type { AppContext } from "../api/context.js";
 import { boundsDenial, checkRequestBounds } from "../api/limits.js";
 import { clientKey, rateLimitDenial, retryAfterSeconds } from "../api/rate-limit.js";
 import { handleBatch } from "./batch.js";
+import { denialOnStoredResource, hintNeedsStoredResource } from "./hinted-denial.js";
 import { type Exchange, type ProxyRuntime, decisionRequest, upstreamFailure } from "./exchange.js";
 import { handleConditional, handleCreate, handleRead, handleWrite } from "./instance.js";
 import {
@@ -187,7 +188,10 @@ async function handle(
   const violation = checkRequestBounds(request, ctx.config.limits);
   if (violation) return denial(boundsDenial(violation));
   const decision = await rt.decider.decide(ex.claims, request, { requestId: ex.client.requestId });
-  if (decision.decision === "deny") return denial(decision);
+  if (decision.decision === "deny") {
+    if (hintNeedsStoredResource(decision, interaction)) return denialOnStoredResource(rt, ex, interaction);
+    return denial(decision);
+  }
   return dispatch(rt, ex, interaction, decision);
 }
 
