@@ -38,7 +38,10 @@
 //   linking_params[t][name] = true for each search parameter of t that can only name the patient's
 //     compartment: the compartment's own parameters and their narrowing names, and every other
 //     reference parameter all of whose paths are linking paths (Basic: `subject`);
-//   linking_paths[t] = the element paths (arrays of names) that link a t to the patient.
+//   linking_paths[t] = the element paths (arrays of names) that link a t to the patient;
+//   default_shared_types[t] = true for every type outside the compartment whose security category
+//     is business or anonymous and that has no search parameter referencing a Patient (the
+//     default of policy.patient.shared_types, smart.config).
 //   Every type of the compartment has an entry in both; Patient only in linking_paths (which of its
 //   parameters link is configuration: patient.follow_patient_link).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -154,7 +157,16 @@ export function compartmentTables() {
     }
     linkingParams[t] = Object.fromEntries([...params].sort().map((p) => [p, true]));
   }
-  return { linking_params: linkingParams, linking_paths: linkingPaths };
+  const sharedTypes = {};
+  for (const [t, info] of Object.entries(fhir.resource_types).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (
+      ["business", "anonymous"].includes(info.security_category) &&
+      !info.patient_compartment &&
+      !info.references_patient
+    )
+      sharedTypes[t] = true;
+  }
+  return { default_shared_types: sharedTypes, linking_params: linkingParams, linking_paths: linkingPaths };
 }
 
 let stale = false;

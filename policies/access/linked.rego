@@ -143,7 +143,7 @@ referenced_read(t, l) if {
 referenced_letter(c, l) := "-" if {
 	c.interaction == "history-instance"
 	c.type in referenced_types
-	not c.type in config.shared_types
+	not config.shared_type(c.type)
 } else := l
 
 # A single returned resource (a read's response): its own visibility, or a referenced read's.

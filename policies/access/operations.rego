@@ -65,7 +65,7 @@ operation_context_verdict(c, g) := patient_context_missing if {
 } else := verdict.allow if {
 	g.context == "patient"
 	config.operations[c.operation].on == "self"
-	c.type in config.shared_types
+	config.shared_type(c.type)
 } else := verdict.deny(403, "operation-other-patient", "the operation targets a patient other than the one in context") if {
 	g.context == "patient"
 }

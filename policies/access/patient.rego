@@ -63,10 +63,10 @@ patient_type(t) if compartment.member_type(t)
 
 # Outside the compartment: shared (master-file) types are readable, nothing else.
 patient_type_verdict(t, l) := verdict.allow if {
-	t in config.shared_types
+	config.shared_type(t)
 	l in {"r", "s"}
 } else := verdict.deny(403, "shared-type-read-only", concat("", [t, " is shared data: patient/ scopes may read it, not change it"])) if {
-	t in config.shared_types
+	config.shared_type(t)
 } else := referenced_type_verdict(t, l) if {
 	t in referenced_types
 } else := verdict.deny(403, "type-outside-patient-compartment", concat("", [t, " is not in the Patient compartment and is not configured as shared with patient/ scopes"]))

@@ -130,7 +130,7 @@ open_searchable(t) if {
 
 open_searchable(t) if {
 	not patient_type(t)
-	t in config.shared_types
+	config.shared_type(t)
 	some g in grant.for(t, "s")
 	count(g.constraints) == 0
 }

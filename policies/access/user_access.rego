@@ -208,7 +208,7 @@ user_operation_verdict(c) := verdict.allow if {
 	user.related(c.id)
 } else := verdict.allow if {
 	config.operations[c.operation].on == "self"
-	c.type in config.shared_types
+	config.shared_type(c.type)
 } else := verdict.deny(403, "operation-not-related", "a user/ scope confined to the user's patients does not cover this operation on this target")
 
 # METADATA
@@ -229,5 +229,5 @@ user_visibility(resource) := verdict.allow if {
 } else := verdict.allow if {
 	user.in_own_compartment(resource)
 } else := verdict.allow if {
-	resource.resourceType in config.shared_types
+	config.shared_type(resource.resourceType)
 } else := verdict.deny(404, "not-related-to-user", "outside the compartments of the user and of the patients it is related to")

@@ -84,7 +84,7 @@ context_visibility(g, _) := patient_context_missing if {
 patient_visibility(resource, pid) := verdict.allow if {
 	compartment.member(resource, pid)
 } else := verdict.allow if {
-	resource.resourceType in config.shared_types
+	config.shared_type(resource.resourceType)
 } else := verdict.deny(404, "not-in-compartment", "outside the patient's compartment")
 
 constraint_visibility(g, resource) := verdict.allow if {

@@ -36,8 +36,12 @@ single_response(c, v, response, vis) := object.union(document(v, c), {"keep": [r
 #   looked up in an index of what the visible ones reference (smart.access linked.rego): first
 #   the Provenance of visible resources, then the resources the visible ones and that Provenance
 #   reference. Each entry is visited a fixed number of times: linear in the Bundle.
-linked_checks(items) := [linked_check(x, items[i], index, provenance) | some i, x in direct] if {
-	direct := [check_item(item) | some item in items]
+linked_checks(items) := with_links(items, [check_item(item) | some item in items])
+
+# Without an entry that a link could make visible, the index is not built at all.
+with_links(items, direct) := direct if {
+	not any_linkable(items, direct)
+} else := [linked_check(x, items[i], index, provenance) | some i, x in direct] if {
 	first := access.linked_index([items[i].resource | some i, x in direct; x.visible])
 	provenance := {i |
 		some i, x in direct
@@ -46,6 +50,11 @@ linked_checks(items) := [linked_check(x, items[i], index, provenance) | some i, 
 		access.linked_visibility(items[i].resource, first).decision == "allow"
 	}
 	index := access.linked_index_with(first, [items[i].resource | some i in provenance])
+}
+
+any_linkable(items, direct) if {
+	some i, x in direct
+	linkable(x, items[i])
 }
 
 linkable(x, item) if {

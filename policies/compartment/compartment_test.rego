@@ -60,3 +60,13 @@ test_linked_patient_is_member_only_when_links_are_followed if {
 	not compartment.member(linked, "123")
 	compartment.member(linked, "123") with data.config as {"patient": {"follow_patient_link": true}}
 }
+
+test_default_shared_types_table_follows_the_resource_definitions if {
+	spec := {t |
+		some t, info in data.fhir.r4.resource_types
+		info.security_category in {"business", "anonymous"}
+		not info.patient_compartment
+		not info.references_patient
+	}
+	{t | some t, _ in data.compartment.tables.default_shared_types} == spec
+}

@@ -75,13 +75,19 @@ base_urls := [u | some u in setting(["fhir", "base_urls"], []); is_string(u)] if
 #   Location, Substance, ValueSet, …; not Practitioner, Group, Device, Task).
 shared_types := {t | some t in cfg.patient.shared_types} if is_array(cfg.patient.shared_types)
 
-shared_types := default_shared_types if not cfg.patient.shared_types
+shared_types := object.keys(data.compartment.tables.default_shared_types) if not cfg.patient.shared_types
 
-default_shared_types := {t |
-	some t, info in data.fhir.r4.resource_types
-	info.security_category in {"business", "anonymous"}
-	not info.patient_compartment
-	not info.references_patient
+# t is a shared type: a lookup in the generated default table (scripts/generate-policy-tables.mjs;
+# compartment_test.rego recomputes it), or in the configured list.
+shared_type(t) if {
+	is_array(cfg.patient.shared_types)
+	some x in cfg.patient.shared_types
+	x == t
+}
+
+shared_type(t) if {
+	not cfg.patient.shared_types
+	data.compartment.tables.default_shared_types[t]
 }
 
 # METADATA
