@@ -6,11 +6,10 @@
 import { readBundle } from "../../dist/src/policy/bundle.js";
 import { PolicyEngine } from "../../dist/src/policy/engine.js";
 import { PolicyPool } from "../../dist/src/policy/pool.js";
-import { mix, searchsetBundle } from "./inputs.mjs";
+import { DATA, mix, searchsetBundle } from "./inputs.mjs";
 import { BUNDLE, QUICK, log, round, summarize } from "./lib.mjs";
 
 const scale = QUICK ? 0.2 : 1;
-const DATA = { config: {} }; // what the sidecar adds (the `policy:` section of its config)
 
 function timeLoop(fn, { iterations, warmup }) {
   for (let i = 0; i < warmup; i++) fn();

@@ -6,6 +6,17 @@ import { VECTOR_NOW } from "../lib/vectors.mjs";
 export const NOW = VECTOR_NOW;
 const IAT = Math.floor(Date.parse(NOW) / 1000) - 60;
 
+/**
+ * The data the sidecar gives the policy besides the bundle: the `policy:` section of its config,
+ * and a relationships document in which the clinician (Practitioner/9) cares for patients 123 and
+ * 456 (the break-the-glass case reads 456's record), as in a deployment with the default user
+ * access model (policy.user.access: relationships).
+ */
+export const DATA = {
+  config: {},
+  relationships: { version: 1, users: { "Practitioner/9": { patients: ["123", "456"] } } },
+};
+
 /** A practitioner in a patient context: patient-level reads and searches, user-level CRUDS. */
 export const CLAIMS = {
   scope: "launch/patient patient/*.rs user/*.cruds openid fhirUser",

@@ -4,7 +4,7 @@
 import { readBundle } from "../../dist/src/policy/bundle.js";
 import { PolicyEngine } from "../../dist/src/policy/engine.js";
 import { PolicyPool } from "../../dist/src/policy/pool.js";
-import { mix } from "./inputs.mjs";
+import { DATA, mix } from "./inputs.mjs";
 import { BUNDLE, QUICK, log, round } from "./lib.mjs";
 
 const total = Number(process.env.BENCH_MEMORY_DECISIONS ?? (QUICK ? 50_000 : 1_000_000));
@@ -12,7 +12,7 @@ const every = Number(process.env.BENCH_MEMORY_EVERY ?? (QUICK ? 10_000 : 100_000
 const mode = process.env.BENCH_MEMORY_MODE ?? "workers";
 const MiB = 2 ** 20;
 
-const engine = await PolicyEngine.load(readBundle(BUNDLE), { data: { config: {} } });
+const engine = await PolicyEngine.load(readBundle(BUNDLE), { data: DATA });
 const pool = await PolicyPool.create(engine, { mode });
 const m = mix();
 const rotation = [];

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { readBundle } from "../../dist/src/policy/bundle.js";
 import { PolicyEngine } from "../../dist/src/policy/engine.js";
-import { SCOPE_VOLUMES, mix, scopeVolumeRead } from "./inputs.mjs";
+import { DATA, SCOPE_VOLUMES, mix, scopeVolumeRead } from "./inputs.mjs";
 import { BUNDLE, OPA, QUICK, ROOT, log, round } from "./lib.mjs";
 
 /** The floor policies: name -> [source directory, bundle]. */
@@ -23,7 +23,6 @@ export const FLOORS = Object.fromEntries(
     ],
   ]),
 );
-const DATA = { config: {} };
 
 /** Builds build/bench/floor-*.tar.gz with the pinned OPA when missing or older than their source. */
 export function buildFloors() {
