@@ -110,6 +110,27 @@ describe.skipIf(!built)("proxy: narrowing strategies", () => {
     );
   });
 
+  it("reads the capabilities again when a narrowed search needs them, once the server answers", async () => {
+    let down = true;
+    await withHarness(
+      {
+        filter: true,
+        override: (q) =>
+          down && q.url.startsWith("/fhir/metadata")
+            ? { status: 503, type: "text/plain", body: "busy" }
+            : undefined,
+      },
+      {},
+      async (h) => {
+        down = false;
+        await new Promise((r) => setTimeout(r, 1100));
+        const r = await call(`${h.base}/Observation?code=1234-5`, { token });
+        expect(r.status).toBe(200);
+        expect(matchIds(r.body).sort()).toEqual(CODE_1234);
+      },
+    );
+  });
+
   it("uses _filter when configured to, whatever the server says", async () => {
     await withHarness(
       { filter: true, compartment: true },

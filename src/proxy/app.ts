@@ -192,6 +192,8 @@ async function handle(
     if (hintNeedsStoredResource(decision, interaction)) return denialOnStoredResource(rt, ex, interaction);
     return denial(decision);
   }
+  if (decision.decision === "filter" && rt.config.narrowing.strategy === "auto")
+    await rt.capabilities.ensureKnown();
   return dispatch(rt, ex, interaction, decision);
 }
 

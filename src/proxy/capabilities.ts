@@ -52,6 +52,17 @@ export class CapabilityWatcher {
     return this.features;
   }
 
+  /**
+   * Reads the CapabilityStatement once more when it is not known yet (the server was busy or came
+   * up after the proxy), so a narrowed search waits for it instead of failing; at most one read a
+   * second while the server does not answer.
+   */
+  async ensureKnown(): Promise<void> {
+    if (this.features) return;
+    if (this.inflight) return this.inflight;
+    if (this.now() - this.lastAttempt >= 1000) await this.refresh();
+  }
+
   async start(): Promise<void> {
     await this.refresh();
     if (this.refreshMs > 0) {

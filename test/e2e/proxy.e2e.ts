@@ -512,16 +512,60 @@ describe("reads of other patients' resources", () => {
   });
 });
 
+/** Types a patient/ token sees when a resource it may see references them (policy.patient.referenced_types' default). */
+const REFERENCED = new Set(["Organization", "Location", "Medication", "Practitioner", "PractitionerRole"]);
+
+/** Every relative reference ("Type/id") in the given generated resources. */
+function referencesOf(keys: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === "object")
+      for (const [k, x] of Object.entries(v)) {
+        if (k === "reference" && typeof x === "string" && /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]+$/.test(x))
+          out.add(x);
+        else walk(x);
+      }
+  };
+  for (const k of keys) walk(resources.get(k));
+  return out;
+}
+
+/**
+ * Whether a released record is one the token may see: in the patient's compartment (unlabelled), a
+ * shared type, a referenced type that a released record references, or a Provenance whose every
+ * target is released (linked resources, README).
+ */
+function mayRelease(k: string, mine: Set<string>, released: Set<string>, referenced: Set<string>): boolean {
+  if (restricted(k)) return false;
+  const type = k.split("/")[0]!;
+  if (mine.has(k) || SHARED.has(type)) return true;
+  if (REFERENCED.has(type) && referenced.has(k)) return true;
+  if (type === "Provenance") {
+    const targets = ((resources.get(k)?.target as { reference?: string }[] | undefined) ?? []).map(
+      (t) => t.reference,
+    );
+    return (
+      targets.length > 0 && targets.every((t) => t !== undefined && (released.has(t) || t === "Patient/123"))
+    );
+  }
+  return false;
+}
+
 describe("includes", () => {
-  it("release only what the token may read, on every page", async () => {
+  it("release only what the token may read, and the records its own records reference, on every page", async () => {
     const tok = await token("--scope", "patient/*.rs", "--patient", "123");
     const obs = await pageAll(
       `${PROXIES.A}/Observation?_count=${COUNT}&_include=Observation:performer&_include=Observation:encounter`,
       tok,
     );
-    expect(obs.include.filter((k) => k.startsWith("Practitioner/"))).toEqual([]);
     const mine = new Set(reachableCompartment(truth, "123", SETUPS.A.rules).keys());
-    for (const k of [...obs.match, ...obs.include]) expect(mine.has(k) && !restricted(k), k).toBe(true);
+    const released = new Set(obs.match);
+    const referenced = referencesOf(obs.match);
+    for (const k of obs.match) expect(mine.has(k) && !restricted(k), k).toBe(true);
+    for (const k of obs.include) expect(mayRelease(k, mine, released, referenced), k).toBe(true);
+    // the performers of the patient's own Observations come with them (linked resources)
+    expect(obs.include.some((k) => k.startsWith("Practitioner/"))).toBe(true);
     // everything the token may see, less what proxy A's fallback leaves out when HAPI has no _filter
     expect(obs.match.sort()).toEqual(
       [...readable("A", "123", "Observation")]
@@ -532,15 +576,20 @@ describe("includes", () => {
     const enc = await pageAll(`${PROXIES.A}/Encounter?_count=2&_include=Encounter:service-provider`, tok);
     expect(enc.include.some((k) => k.startsWith("Organization/"))).toBe(true);
     const prov = await pageAll(`${PROXIES.A}/Observation?_count=${COUNT}&_revinclude=Provenance:target`, tok);
-    for (const k of prov.include) expect(mine.has(k) && !restricted(k), k).toBe(true);
+    const provReleased = new Set(prov.match);
+    for (const k of prov.include)
+      expect(mayRelease(k, mine, provReleased, referencesOf(prov.match)), k).toBe(true);
+    // the Provenance of the patient's own Observation comes with it (_revinclude=Provenance:target)
+    expect(prov.include).toContain("Provenance/prov-obs-123");
   });
 
-  it("$everything releases only the compartment and shared types", async () => {
+  it("$everything releases only the compartment, shared types and the records they reference", async () => {
     const tok = await token("--scope", "patient/*.rs", "--patient", "123");
     const got = await pageAll(`${PROXIES.A}/Patient/123/$everything?_count=50`, tok);
     const mine = new Set(reachableCompartment(truth, "123", SETUPS.A.rules).keys());
-    for (const k of got.match)
-      expect((mine.has(k) && !restricted(k)) || SHARED.has(k.split("/")[0]!), k).toBe(true);
+    const released = new Set(got.match);
+    const referenced = referencesOf(got.match.filter((k) => mine.has(k)));
+    for (const k of got.match) expect(mayRelease(k, mine, released, referenced), k).toBe(true);
     expect(got.match).toContain("Patient/123");
   });
 });
