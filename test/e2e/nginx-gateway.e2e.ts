@@ -250,8 +250,9 @@ describe("policy refusals: the sidecar's status and OperationOutcome, not NGINX'
   const patient123 = () => demoToken({ scope: "patient/*.rs", patient: "123" });
 
   it("a missing scope: 403 insufficient_scope, the header once", async () => {
-    // the demo client (examples/data/clients.json) is registered for patient/*.cruds: the hint is one it may obtain
-    const token = demoToken({ scope: "patient/Observation.rs", patient: "123", client_id: "demo-app" });
+    // the CLI's tokens are the demo client's (demo-app), which examples/data/clients.json registers
+    // for patient/*.cruds: the hint names a scope it may obtain
+    const token = demoToken({ scope: "patient/Observation.rs", patient: "123" });
     const r = await send("GET", "/fhir/Condition?patient=123", { token });
     const outcome = await expectRefusal(r, 403);
     expect(all(r, "www-authenticate")).toEqual([
