@@ -39,6 +39,7 @@ import { applyElements, elementsOf, isBundle, isObject, releaseBundle, releaseRe
 import { refuseHiddenReferences } from "./references.js";
 import { rewriteBundle } from "./rewrite.js";
 import { searchRoute, withWarning } from "./search.js";
+import { serverOutcome } from "./server-outcome.js";
 
 type Json = Record<string, unknown>;
 
@@ -137,6 +138,12 @@ export async function handleBatch(rt: ProxyRuntime, ex: Exchange, decision: Deci
       entry: responses,
     },
   };
+}
+
+/** The status code of an entry's `response.status` ("409 Conflict"), when it has one. */
+function statusOf(line: unknown): number | undefined {
+  const m = typeof line === "string" ? /^(\d{3})\b/.exec(line) : null;
+  return m ? Number(m[1]) : undefined;
 }
 
 function statusLine(status: number): string {
@@ -339,6 +346,7 @@ async function checkAnswer(rt: ProxyRuntime, ex: Exchange, check: Check, answere
   if (isObject(answered.response)) {
     const response: Json = { ...answered.response };
     if (typeof response.location === "string") response.location = rt.urls.toPublic(response.location);
+    if (isObject(response.outcome)) response.outcome = serverOutcome(response.outcome, statusOf(response.status));
     out.response = response;
   }
   if (typeof answered.fullUrl === "string") out.fullUrl = rt.urls.toPublic(answered.fullUrl);

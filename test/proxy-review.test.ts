@@ -1,0 +1,107 @@
+/**
+ * Review (attacker mindset) of the enforcing proxy: what a patient/ or user/ token can learn or
+ * change beyond its reach through HTTP. Each test is a hole found in review, fixed.
+ */
+import { existsSync } from "node:fs";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { LoggedRequest } from "./helpers/fake-fhir.js";
+import { BUNDLE, call, demoToken, startHarness, type Harness } from "./helpers/proxy-harness.js";
+import { SEED } from "./helpers/proxy-seed.js";
+
+const built = existsSync(BUNDLE);
+
+/** HAPI's answer to a create that a unique SearchParameter refuses: it names the stored record. */
+const HAPI_UNIQUE_CONFLICT = {
+  resourceType: "OperationOutcome",
+  issue: [
+    {
+      severity: "error",
+      code: "processing",
+      diagnostics:
+        "HAPI-1093: Can not create resource of type Observation as it would create a duplicate unique index matching query: Observation?code=x&subject=Patient%2F999 (existing index belongs to Observation/o-999-a, new unique index created by SearchParameter/obs-code-subject)",
+    },
+  ],
+};
+
+describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
+  let h: Harness;
+  let token: string;
+  beforeAll(async () => {
+    h = await startHarness({ filter: true });
+    h.fake.seed(...SEED);
+    token = await demoToken("patient/*.cruds", "123");
+  });
+  afterAll(async () => h?.close());
+  beforeEach(() => {
+    h.fake.options.override = undefined;
+  });
+
+  it("a server 4xx that names another patient's resource does not reach the client (create)", async () => {
+    h.fake.options.override = (req: LoggedRequest) =>
+      req.method === "POST" && req.url.startsWith("/fhir/Observation")
+        ? { status: 409, type: "application/fhir+json", body: JSON.stringify(HAPI_UNIQUE_CONFLICT) }
+        : undefined;
+    const r = await call(`${h.base}/Observation`, {
+      method: "POST",
+      token,
+      body: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "Patient/123" } },
+    });
+    expect(r.status).toBe(409);
+    expect(r.body.resourceType).toBe("OperationOutcome");
+    expect(r.body.issue[0].code).toBe("processing");
+    expect(JSON.stringify(r.body)).not.toContain("o-999-a");
+    expect(JSON.stringify(r.body)).not.toContain("Patient%2F999");
+  });
+
+  it("a batch entry's server outcome that names another patient's resource does not reach the client", async () => {
+    h.fake.options.override = (req: LoggedRequest) =>
+      req.method === "POST" && /\/fhir\/?$/.test(req.url)
+        ? {
+            status: 200,
+            type: "application/fhir+json",
+            body: JSON.stringify({
+              resourceType: "Bundle",
+              type: "batch-response",
+              entry: [{ response: { status: "409 Conflict", outcome: HAPI_UNIQUE_CONFLICT } }],
+            }),
+          }
+        : undefined;
+    const r = await call(`${h.base}`, {
+      method: "POST",
+      token,
+      body: {
+        resourceType: "Bundle",
+        type: "batch",
+        entry: [
+          {
+            request: { method: "POST", url: "Observation" },
+            resource: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "Patient/123" } },
+          },
+        ],
+      },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.entry[0].response.status).toMatch(/^409/);
+    expect(JSON.stringify(r.body)).not.toContain("o-999-a");
+  });
+
+  it("a server 4xx about the client's own request keeps its explanation", async () => {
+    const outcome = {
+      resourceType: "OperationOutcome",
+      issue: [
+        { severity: "error", code: "required", diagnostics: "Observation.status: minimum required = 1", expression: ["Observation.status"] },
+      ],
+    };
+    h.fake.options.override = (req: LoggedRequest) =>
+      req.method === "PUT"
+        ? { status: 422, type: "application/fhir+json", body: JSON.stringify(outcome) }
+        : undefined;
+    const r = await call(`${h.base}/Observation/o-123-b`, {
+      method: "PUT",
+      token,
+      body: { resourceType: "Observation", id: "o-123-b", code: { text: "x" }, subject: { reference: "Patient/123" } },
+    });
+    expect(r.status).toBe(422);
+    expect(r.body.issue[0]).toMatchObject(outcome.issue[0]!);
+  });
+});
