@@ -105,3 +105,80 @@ describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
     expect(r.body.issue[0]).toMatchObject(outcome.issue[0]!);
   });
 });
+
+describe.skipIf(!built)("proxy review: update-as-create of a deleted resource", () => {
+  let h: Harness;
+  let token: string;
+  const observation = (id: string, subject: string, extra: Record<string, unknown> = {}) => ({
+    resourceType: "Observation",
+    id,
+    status: "final",
+    code: { text: "x" },
+    subject: { reference: subject },
+    ...extra,
+  });
+  beforeAll(async () => {
+    h = await startHarness({ filter: true });
+    h.fake.seed(...SEED);
+    token = await demoToken("patient/*.cruds", "123");
+  });
+  afterAll(async () => h?.close());
+
+  it("refuses to write over another patient's deleted record (decided on its last version), as over a live one", async () => {
+    h.fake.seed(observation("gone-999", "Patient/999", { note: [{ text: "999's" }] }));
+    await fetch(`${h.fake.base}/Observation/gone-999`, { method: "DELETE" });
+    const puts = h.fake.requests("PUT").length;
+    const r = await call(`${h.base}/Observation/gone-999`, {
+      method: "PUT",
+      token,
+      body: observation("gone-999", "Patient/123"),
+    });
+    // Before: 201 with Location .../_history/3, a new version in 999's record's history (and the
+    // version number told the client the id had been used before).
+    expect(r.status).toBe(404);
+    expect(r.headers.get("location")).toBeNull();
+    expect(h.fake.requests("PUT").length).toBe(puts);
+    expect(h.fake.current("Observation/gone-999")).toBeUndefined();
+  });
+
+  it("refuses the same in a batch entry", async () => {
+    h.fake.seed(observation("gone-999-b", "Patient/999"));
+    await fetch(`${h.fake.base}/Observation/gone-999-b`, { method: "DELETE" });
+    const r = await call(`${h.base}`, {
+      method: "POST",
+      token,
+      body: {
+        resourceType: "Bundle",
+        type: "batch",
+        entry: [
+          {
+            request: { method: "PUT", url: "Observation/gone-999-b" },
+            resource: observation("gone-999-b", "Patient/123"),
+          },
+        ],
+      },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.entry[0].response.status).toMatch(/^404/);
+    expect(h.fake.current("Observation/gone-999-b")).toBeUndefined();
+  });
+
+  it("still recreates the patient's own deleted record, and creates a new id", async () => {
+    h.fake.seed(observation("gone-123", "Patient/123"));
+    await fetch(`${h.fake.base}/Observation/gone-123`, { method: "DELETE" });
+    const again = await call(`${h.base}/Observation/gone-123`, {
+      method: "PUT",
+      token,
+      body: observation("gone-123", "Patient/123", { status: "amended" }),
+    });
+    expect(again.status).toBeLessThan(300);
+    expect(h.fake.current("Observation/gone-123")!.status).toBe("amended");
+    const fresh = await call(`${h.base}/Observation/fresh-123`, {
+      method: "PUT",
+      token,
+      body: observation("fresh-123", "Patient/123"),
+    });
+    expect(fresh.status).toBe(201);
+  });
+});
+

@@ -23,6 +23,7 @@ import {
   type Exchange,
   type ProxyRuntime,
 } from "./exchange.js";
+import { lastVersionBeforeDeletion } from "./deleted.js";
 import { narrowedCondition, refuseIdInConditionalCreate } from "./instance.js";
 import {
   appendParams,
@@ -282,10 +283,17 @@ async function prepareInstanceWrite(
   const stored = await upstreamCall(rt, ex, "GET", `${i.type}/${i.id}`);
   if (stored.status === 404 || stored.status === 410) {
     if (i.kind !== "update") return { refused: notFound() };
-    const creating = await rt.decider.decide(ex.claims, request, {
-      resourceAbsent: true,
-      requestId: ex.client.requestId,
-    });
+    // A deleted id is decided on its last version (deleted.ts).
+    const creating =
+      stored.status === 410
+        ? await rt.decider.decide(ex.claims, request, {
+            resource: await lastVersionBeforeDeletion(rt, ex, i.type, i.id),
+            requestId: ex.client.requestId,
+          })
+        : await rt.decider.decide(ex.claims, request, {
+            resourceAbsent: true,
+            requestId: ex.client.requestId,
+          });
     if (creating.decision === "deny") return { refused: denial(creating) };
     if (plainAllow(creating)) return forward({}, { kind: "written", request });
     throw new ProxyError(405, "not-supported", `${i.type}/${i.id} does not exist; create it with POST`);
