@@ -163,6 +163,22 @@ describe.skipIf(!built)("proxy review: update-as-create of a deleted resource", 
     expect(h.fake.current("Observation/gone-999-b")).toBeUndefined();
   });
 
+  // OPEN (not fixed): update-as-create is checked on "nothing stored" (GET 404) and then sent as a
+  // plain PUT. If another client creates Type/id for another patient between the two, the PUT
+  // overwrites that patient's record with this patient's data. FHIR R4 has no create-only PUT
+  // (no If-None-Match: * on update) that HAPI honours, so the proxy cannot pin "still absent".
+  it.fails("does not overwrite a record another client created between the check and the PUT", async () => {
+    h.fake.options.override = (req: LoggedRequest) => {
+      if (req.method !== "GET" || !req.url.endsWith("/Observation/race-x")) return undefined;
+      h.fake.options.override = undefined;
+      h.fake.seed(observation("race-x", "Patient/999", { note: [{ text: "999's" }] }));
+      return { status: 404, type: "application/fhir+json", body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code: "not-found" }] }) };
+    };
+    await call(`${h.base}/Observation/race-x`, { method: "PUT", token, body: observation("race-x", "Patient/123") });
+    h.fake.options.override = undefined;
+    expect((h.fake.current("Observation/race-x")!.subject as { reference: string }).reference).toBe("Patient/999");
+  });
+
   it("still recreates the patient's own deleted record, and creates a new id", async () => {
     h.fake.seed(observation("gone-123", "Patient/123"));
     await fetch(`${h.fake.base}/Observation/gone-123`, { method: "DELETE" });
@@ -182,3 +198,40 @@ describe.skipIf(!built)("proxy review: update-as-create of a deleted resource", 
   });
 });
 
+describe.skipIf(!built)("proxy review: linked Provenance", () => {
+  let h: Harness;
+  let token: string;
+  beforeAll(async () => {
+    h = await startHarness({ filter: true });
+    h.fake.seed(...SEED);
+    token = await demoToken("patient/*.rs", "123");
+  });
+  afterAll(async () => h?.close());
+
+  it("keeps a visible resource's Provenance only when it names no record the token cannot see", async () => {
+    const prov = (id: string, extra: Record<string, unknown>) => ({
+      resourceType: "Provenance",
+      id,
+      target: [{ reference: "Observation/o-123-a" }],
+      recorded: "2026-01-01T00:00:00Z",
+      agent: [{ who: { reference: "Practitioner/prac1" } }],
+      ...extra,
+    });
+    h.fake.seed(
+      prov("pv-ok", {}),
+      // Its source is another patient's Observation: releasing it tells the app that record's id
+      // and that it fed this patient's data, as a Provenance also targeting it would.
+      prov("pv-entity", { entity: [{ role: "source", what: { reference: "Observation/o-999-a" } }] }),
+      prov("pv-agent", { agent: [{ who: { reference: "RelatedPerson/rp-of-999" } }] }),
+    );
+    const r = await call(`${h.base}/Observation?_id=o-123-a&_revinclude=Provenance:target`, { token });
+    expect(r.status).toBe(200);
+    const ids = (r.body.entry as { resource: { resourceType: string; id: string } }[]).map(
+      (e) => `${e.resource.resourceType}/${e.resource.id}`,
+    );
+    expect(ids).toContain("Provenance/pv-ok");
+    expect(ids).not.toContain("Provenance/pv-entity");
+    expect(ids).not.toContain("Provenance/pv-agent");
+    expect(JSON.stringify(r.body)).not.toContain("o-999-a");
+  });
+});
