@@ -44,7 +44,12 @@ describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
     const r = await call(`${h.base}/Observation`, {
       method: "POST",
       token,
-      body: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "Patient/123" } },
+      body: {
+        resourceType: "Observation",
+        status: "final",
+        code: { text: "x" },
+        subject: { reference: "Patient/123" },
+      },
     });
     expect(r.status).toBe(409);
     expect(r.body.resourceType).toBe("OperationOutcome");
@@ -75,7 +80,12 @@ describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
         entry: [
           {
             request: { method: "POST", url: "Observation" },
-            resource: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "Patient/123" } },
+            resource: {
+              resourceType: "Observation",
+              status: "final",
+              code: { text: "x" },
+              subject: { reference: "Patient/123" },
+            },
           },
         ],
       },
@@ -89,7 +99,12 @@ describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
     const outcome = {
       resourceType: "OperationOutcome",
       issue: [
-        { severity: "error", code: "required", diagnostics: "Observation.status: minimum required = 1", expression: ["Observation.status"] },
+        {
+          severity: "error",
+          code: "required",
+          diagnostics: "Observation.status: minimum required = 1",
+          expression: ["Observation.status"],
+        },
       ],
     };
     h.fake.options.override = (req: LoggedRequest) =>
@@ -99,7 +114,12 @@ describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
     const r = await call(`${h.base}/Observation/o-123-b`, {
       method: "PUT",
       token,
-      body: { resourceType: "Observation", id: "o-123-b", code: { text: "x" }, subject: { reference: "Patient/123" } },
+      body: {
+        resourceType: "Observation",
+        id: "o-123-b",
+        code: { text: "x" },
+        subject: { reference: "Patient/123" },
+      },
     });
     expect(r.status).toBe(422);
     expect(r.body.issue[0]).toMatchObject(outcome.issue[0]!);
@@ -172,11 +192,24 @@ describe.skipIf(!built)("proxy review: update-as-create of a deleted resource", 
       if (req.method !== "GET" || !req.url.endsWith("/Observation/race-x")) return undefined;
       h.fake.options.override = undefined;
       h.fake.seed(observation("race-x", "Patient/999", { note: [{ text: "999's" }] }));
-      return { status: 404, type: "application/fhir+json", body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code: "not-found" }] }) };
+      return {
+        status: 404,
+        type: "application/fhir+json",
+        body: JSON.stringify({
+          resourceType: "OperationOutcome",
+          issue: [{ severity: "error", code: "not-found" }],
+        }),
+      };
     };
-    await call(`${h.base}/Observation/race-x`, { method: "PUT", token, body: observation("race-x", "Patient/123") });
+    await call(`${h.base}/Observation/race-x`, {
+      method: "PUT",
+      token,
+      body: observation("race-x", "Patient/123"),
+    });
     h.fake.options.override = undefined;
-    expect((h.fake.current("Observation/race-x")!.subject as { reference: string }).reference).toBe("Patient/999");
+    expect((h.fake.current("Observation/race-x")!.subject as { reference: string }).reference).toBe(
+      "Patient/999",
+    );
   });
 
   it("still recreates the patient's own deleted record, and creates a new id", async () => {

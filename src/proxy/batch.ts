@@ -354,7 +354,8 @@ async function checkAnswer(rt: ProxyRuntime, ex: Exchange, check: Check, answere
   if (isObject(answered.response)) {
     const response: Json = { ...answered.response };
     if (typeof response.location === "string") response.location = rt.urls.toPublic(response.location);
-    if (isObject(response.outcome)) response.outcome = serverOutcome(response.outcome, statusOf(response.status));
+    if (isObject(response.outcome))
+      response.outcome = serverOutcome(response.outcome, statusOf(response.status));
     out.response = response;
   }
   if (typeof answered.fullUrl === "string") out.fullUrl = rt.urls.toPublic(answered.fullUrl);

@@ -27,7 +27,12 @@ export async function lastVersionBeforeDeletion(
   type: string,
   id: string,
 ): Promise<Json> {
-  const res = await upstreamCall(rt, ex, "GET", withQuery(`${type}/${id}/_history`, `_count=${HISTORY_PAGE}`));
+  const res = await upstreamCall(
+    rt,
+    ex,
+    "GET",
+    withQuery(`${type}/${id}/_history`, `_count=${HISTORY_PAGE}`),
+  );
   const bundle = res.json;
   if (res.status === 200 && isObject(bundle) && Array.isArray(bundle.entry)) {
     for (const entry of bundle.entry as unknown[]) {

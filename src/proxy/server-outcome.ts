@@ -29,18 +29,21 @@ export function serverOutcome(outcome: Json, status: number | undefined): Json {
 }
 
 function serverIssue(issue: Json, status: number | undefined): Json {
-  const severity = typeof issue.severity === "string" && SEVERITIES.has(issue.severity) ? issue.severity : "error";
+  const severity =
+    typeof issue.severity === "string" && SEVERITIES.has(issue.severity) ? issue.severity : "error";
   const code = typeof issue.code === "string" && ISSUE_CODE.test(issue.code) ? issue.code : "processing";
   const out: Json = { severity, code };
   const withheld = `the FHIR server refused the request${status === undefined ? "" : ` (HTTP ${status})`}; its explanation names stored records and is withheld`;
   const diagnostics = typeof issue.diagnostics === "string" ? issue.diagnostics : undefined;
-  const detailsText = isObject(issue.details) && typeof issue.details.text === "string" ? issue.details.text : undefined;
+  const detailsText =
+    isObject(issue.details) && typeof issue.details.text === "string" ? issue.details.text : undefined;
   if (diagnostics !== undefined) out.diagnostics = safeText(diagnostics) ?? withheld;
   if (detailsText !== undefined) {
     const text = safeText(detailsText);
     out.details = { text: text ?? withheld };
   }
-  if (diagnostics === undefined && detailsText === undefined) out.diagnostics = withheld.replace(/; its .*$/, "");
+  if (diagnostics === undefined && detailsText === undefined)
+    out.diagnostics = withheld.replace(/; its .*$/, "");
   const expression = Array.isArray(issue.expression)
     ? issue.expression.filter((e): e is string => typeof e === "string" && safeText(e) !== undefined)
     : [];
