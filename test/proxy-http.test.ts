@@ -68,8 +68,18 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
   it("names a missing scope only where it would work: not for another patient's or a missing record (issue 15)", async () => {
     const obsOnly = await demoToken("patient/Observation.rs", "123");
     h.fake.seed(
-      { resourceType: "Condition", id: "hint-own", code: { text: "x" }, subject: { reference: "Patient/123" } },
-      { resourceType: "Condition", id: "hint-other", code: { text: "x" }, subject: { reference: "Patient/999" } },
+      {
+        resourceType: "Condition",
+        id: "hint-own",
+        code: { text: "x" },
+        subject: { reference: "Patient/123" },
+      },
+      {
+        resourceType: "Condition",
+        id: "hint-other",
+        code: { text: "x" },
+        subject: { reference: "Patient/999" },
+      },
     );
     const own = await call(`${h.base}/Condition/hint-own`, { token: obsOnly });
     expect(own.status).toBe(403);
