@@ -96,8 +96,10 @@ linked(resource, index) if {
 # title: provenance of a visible resource
 # description: |
 #   A Provenance is visible when every target is a resource this token may see in the same
-#   response (or the patient itself) and it names no other patient anywhere: a Provenance that
-#   also covers a resource the token cannot see would reveal that resource's reference.
+#   response (or the patient itself) and it names no other patient anywhere, nor any record of a
+#   Patient-compartment type that is not visible in the same response (an entity.what, an
+#   agent.who): a Provenance that also covers, or points to, a resource the token cannot see
+#   would reveal that resource's reference.
 linked(resource, index) if {
 	config.provenance_of_visible == true
 	resource.resourceType == "Provenance"
@@ -105,6 +107,7 @@ linked(resource, index) if {
 	count(targets) > 0
 	count(targets) == count(fhir.as_list(resource.target))
 	not names_other_patient(resource)
+	not names_unseen_record(resource, index)
 }
 
 target_key(x, index) := k if {
@@ -118,6 +121,15 @@ target_key(x, _) := k if {
 	t.type == "Patient"
 	t.id == grant.patient_id
 	k := concat("/", ["Patient", t.id])
+}
+
+# A reference to a record of a Patient-compartment type that is neither visible in the response
+# nor the patient itself.
+names_unseen_record(resource, index) if {
+	some k in references_of(resource)
+	patient_type(split(k, "/")[0])
+	not index.keys[k]
+	k != concat("/", ["Patient", grant.patient_id])
 }
 
 names_other_patient(resource) if {

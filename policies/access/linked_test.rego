@@ -33,6 +33,19 @@ test_provenance_needs_every_target_visible if {
 	access.linked_visibility(two, index).decision == "deny" with input.claims as patient_claims
 }
 
+test_provenance_naming_an_unseen_compartment_record_is_not_linked if {
+	index := {"keys": {"Observation/o1"}, "refs": set()}
+	base := {"resourceType": "Provenance", "id": "v1", "target": [{"reference": "Observation/o1"}]}
+	entity := object.union(base, {"entity": [{"role": "source", "what": {"reference": "Observation/o2"}}]})
+	agent := object.union(base, {"agent": [{"who": {"reference": "RelatedPerson/r9"}}]})
+	practitioner := object.union(base, {"agent": [{"who": {"reference": "Practitioner/p1"}}]})
+	seen := object.union(base, {"entity": [{"role": "source", "what": {"reference": "Observation/o1"}}]})
+	access.linked_visibility(entity, index).decision == "deny" with input.claims as patient_claims
+	access.linked_visibility(agent, index).decision == "deny" with input.claims as patient_claims
+	access.linked_visibility(practitioner, index).decision == "allow" with input.claims as patient_claims
+	access.linked_visibility(seen, index).decision == "allow" with input.claims as patient_claims
+}
+
 test_provenance_of_the_patient_itself_counts_as_visible_target if {
 	p := {"resourceType": "Provenance", "id": "v1", "target": [{"reference": "Patient/123"}, {"reference": "Observation/o1"}]}
 	access.linked_visibility(p, {"keys": {"Observation/o1"}, "refs": set()}).decision == "allow" with input.claims as patient_claims

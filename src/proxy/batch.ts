@@ -23,6 +23,7 @@ import {
   type Exchange,
   type ProxyRuntime,
 } from "./exchange.js";
+import { lastVersionBeforeDeletion } from "./deleted.js";
 import { narrowedCondition, refuseIdInConditionalCreate } from "./instance.js";
 import {
   appendParams,
@@ -39,6 +40,7 @@ import { applyElements, elementsOf, isBundle, isObject, releaseBundle, releaseRe
 import { refuseHiddenReferences } from "./references.js";
 import { rewriteBundle } from "./rewrite.js";
 import { searchRoute, withWarning } from "./search.js";
+import { serverOutcome } from "./server-outcome.js";
 
 type Json = Record<string, unknown>;
 
@@ -137,6 +139,12 @@ export async function handleBatch(rt: ProxyRuntime, ex: Exchange, decision: Deci
       entry: responses,
     },
   };
+}
+
+/** The status code of an entry's `response.status` ("409 Conflict"), when it has one. */
+function statusOf(line: unknown): number | undefined {
+  const m = typeof line === "string" ? /^(\d{3})\b/.exec(line) : null;
+  return m ? Number(m[1]) : undefined;
 }
 
 function statusLine(status: number): string {
@@ -275,10 +283,17 @@ async function prepareInstanceWrite(
   const stored = await upstreamCall(rt, ex, "GET", `${i.type}/${i.id}`);
   if (stored.status === 404 || stored.status === 410) {
     if (i.kind !== "update") return { refused: notFound() };
-    const creating = await rt.decider.decide(ex.claims, request, {
-      resourceAbsent: true,
-      requestId: ex.client.requestId,
-    });
+    // A deleted id is decided on its last version (deleted.ts).
+    const creating =
+      stored.status === 410
+        ? await rt.decider.decide(ex.claims, request, {
+            resource: await lastVersionBeforeDeletion(rt, ex, i.type, i.id),
+            requestId: ex.client.requestId,
+          })
+        : await rt.decider.decide(ex.claims, request, {
+            resourceAbsent: true,
+            requestId: ex.client.requestId,
+          });
     if (creating.decision === "deny") return { refused: denial(creating) };
     if (plainAllow(creating)) return forward({}, { kind: "written", request });
     throw new ProxyError(405, "not-supported", `${i.type}/${i.id} does not exist; create it with POST`);
@@ -339,6 +354,8 @@ async function checkAnswer(rt: ProxyRuntime, ex: Exchange, check: Check, answere
   if (isObject(answered.response)) {
     const response: Json = { ...answered.response };
     if (typeof response.location === "string") response.location = rt.urls.toPublic(response.location);
+    if (isObject(response.outcome))
+      response.outcome = serverOutcome(response.outcome, statusOf(response.status));
     out.response = response;
   }
   if (typeof answered.fullUrl === "string") out.fullUrl = rt.urls.toPublic(answered.fullUrl);

@@ -15,6 +15,7 @@ import type { PlanOptions } from "./narrowing.js";
 import { ProxyError } from "./outcome.js";
 import type { Checker } from "./release.js";
 import type { UrlMap } from "./rewrite.js";
+import { serverOutcome } from "./server-outcome.js";
 import type { ClientInfo, UpstreamClient, UpstreamResponse } from "./upstream.js";
 
 export interface ProxyRuntime {
@@ -120,7 +121,7 @@ export function jsonBody(value: unknown): Buffer {
 export function upstreamFailure(res: UpstreamResponse): ProxyError | { status: number; body: unknown } {
   const body = res.json as { resourceType?: unknown } | undefined;
   if (res.status >= 400 && res.status < 500 && body?.resourceType === "OperationOutcome") {
-    return { status: res.status, body };
+    return { status: res.status, body: serverOutcome(body as Record<string, unknown>, res.status) };
   }
   return new ProxyError(502, "exception", `the FHIR server answered HTTP ${res.status}`);
 }

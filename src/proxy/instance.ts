@@ -12,6 +12,7 @@
  */
 import type { Decision, DecisionInput } from "../core/contract.js";
 import { plainAllow } from "./decide.js";
+import { lastVersionBeforeDeletion } from "./deleted.js";
 import {
   checkerOf,
   decisionRequest,
@@ -134,12 +135,20 @@ export async function handleWrite(
   if (stored.status === 404 || stored.status === 410) {
     // Nothing stored: a delete or patch has nothing to do for this token; an update creates the
     // resource (update-as-create), decided again on its body now that nothing stored can stand in
-    // the way (contract 1.2: resource_absent).
+    // the way (contract 1.2: resource_absent), or, for a deleted id, on its last version
+    // (deleted.ts).
     if (i.kind !== "update") return notFound();
-    const creating = await rt.decider.decide(ex.claims, decisionRequest(ex), {
-      resourceAbsent: true,
-      requestId: ex.client.requestId,
-    });
+    // A deleted id is decided on its last version: recreating it writes into its history.
+    const creating =
+      stored.status === 410
+        ? await rt.decider.decide(ex.claims, decisionRequest(ex), {
+            resource: await lastVersionBeforeDeletion(rt, ex, i.type, i.id),
+            requestId: ex.client.requestId,
+          })
+        : await rt.decider.decide(ex.claims, decisionRequest(ex), {
+            resourceAbsent: true,
+            requestId: ex.client.requestId,
+          });
     if (creating.decision === "deny") return denial(creating);
     if (!plainAllow(creating)) {
       throw new ProxyError(
