@@ -91,6 +91,13 @@ describe.skipIf(!built)("proxy: reads, searches, paging (upstream with _filter)"
       expect(r.headers.get("www-authenticate")).toBeNull();
     }
     expect(other.body).toEqual(missing.body);
+    // the history of a record, the same
+    const ownHistory = await call(`${h.base}/Condition/hint-own/_history`, { token: obsOnly });
+    expect(ownHistory.status).toBe(403);
+    expect(ownHistory.headers.get("www-authenticate")).toMatch(/insufficient_scope/);
+    const otherHistory = await call(`${h.base}/Condition/hint-other/_history`, { token: obsOnly });
+    expect(otherHistory.status).toBe(404);
+    expect(otherHistory.headers.get("www-authenticate")).toBeNull();
   });
 
   it("answers another patient's resource exactly like one that does not exist", async () => {

@@ -18,15 +18,22 @@ import type { Interaction } from "./interaction.js";
 import { ProxyError, denial, notFound, type ProxyAnswer } from "./outcome.js";
 import { isObject } from "./release.js";
 
-type Instance = Extract<Interaction, { kind: "read" | "update" | "patch" | "delete" }>;
+type Instance =
+  | Extract<Interaction, { kind: "read" | "update" | "patch" | "delete" }>
+  | { kind: "history"; level: "instance"; type: string; id: string };
 
 /** True for a hinted deny the policy could not check against the stored resource. */
 export function hintNeedsStoredResource(decision: Decision, i: Interaction): i is Instance {
   return (
-    ["read", "update", "patch", "delete"].includes(i.kind) &&
+    isInstance(i) &&
     (decision.required_scopes?.length ?? 0) > 0 &&
     (decision.reasons ?? []).some((r) => r.code === "stored-resource-not-supplied")
   );
+}
+
+function isInstance(i: Interaction): boolean {
+  if (["read", "update", "patch", "delete"].includes(i.kind)) return true;
+  return i.kind === "history" && i.level === "instance" && i.type !== undefined && i.id !== undefined;
 }
 
 /** The answer for such a deny: decided again on the stored resource, or 404 when there is none. */
