@@ -47,6 +47,16 @@ linked_index(visible) := {
 	"refs": {k | some r in visible; some k in references_of(r)},
 }
 
+# METADATA
+# title: link_source
+# description: |
+#   A visible resource a patient/ grant's links start from: the patient's own data (its
+#   compartment) or a shared type, as the patient/ grant sees them. A resource visible only through
+#   another grant (another patient's record under a user/ or system/ scope) is not the patient's:
+#   its Provenance and the resources it references are not released through the patient/ grant,
+#   which would widen that grant to every patient the other grant reaches.
+link_source(resource) if patient_visibility(resource, grant.patient_id).decision == "allow"
+
 # Lookups index the sets (index.refs[k]) rather than test `k in index.refs`: OPA's WASM target
 # scans a collection for `in`, which would make the filter quadratic in the Bundle.
 

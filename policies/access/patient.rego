@@ -97,9 +97,12 @@ patient_stored_verdict(c, resource, pid) := stored_links_verdict(c, resource, pi
 
 # The host read the stored resource and there is none (input `resource_absent`): an update creates
 # it, so nothing stored is in the way; its body is checked like a create's (patient_body_verdict).
+# The input speaks of the request's own target: never of a batch or transaction entry (whose
+# classification carries `bundle`), which the host has not read.
 creates_absent_resource(c) if {
 	c.interaction == "update"
 	input.resource_absent == true
+	not "bundle" in object.keys(c)
 }
 
 # With Patient.link followed (R4), another Patient that links to the patient is in its compartment:

@@ -74,7 +74,7 @@ practitioner_verdict(c, req, resource, l) := v if {
 	c.conditional
 	l != "s"
 	v := verdict.all_of_list([
-		practitioner_search_verdict(c.type, c.params),
+		practitioner_write_search_verdict(c.type, c.params, l),
 		practitioner_body_verdict(c, req),
 		own_patch_verdict(c, req),
 	])
@@ -123,12 +123,23 @@ instance_alternatives(c) := array.concat(
 	[alt | some alt in user.narrowing(c.type); alt._id == c.id],
 )
 
-# A resource in the user's own compartment: read as it is; a write must name no patient.
+# A resource in the user's own compartment: read as it is; a write must name no patient. A
+# Patient resource is that patient's data (it names itself): the user may read an unrelated
+# patient whose general practitioner it is, not change it.
 own_compartment_verdict(c, req, resource) := verdict.all_of_list([
+	own_patient_write_verdict(c, resource),
 	stored_links_verdict(c, resource, ""),
 	practitioner_body_verdict(c, req),
 	own_patch_verdict(c, req),
 ])
+
+own_patient_write_verdict(c, resource) := verdict.deny(403, "resource-links-other-patient", concat("", [
+	"the stored resource is Patient/", c.id,
+	", a patient the user is not related to: a write in the user's own compartment may not change a patient's data",
+])) if {
+	c.interaction in write_interactions
+	resource.resourceType == "Patient"
+} else := verdict.allow
 
 # A submitted resource (create, update) belongs to a related patient, or to the user's own
 # compartment and names no patient.
@@ -194,6 +205,26 @@ practitioner_search_verdict(t, params) := patient_type_verdict(t, "s") if {
 } else := not_related if {
 	count(user.narrowing(t)) == 0
 } else := verdict.filter(user.narrowing(t))
+
+# METADATA
+# title: practitioner_write_search_verdict
+# description: |
+#   The search of a conditional update, patch or delete (letter l): it changes whatever it
+#   matches, so it is confined to the related patients only. The user's own compartment holds
+#   other patients' records (an Observation it performed), which a write by id is refused
+#   (decided on the stored resource) and a search cannot tell apart; types outside both
+#   compartments are not written (shared types are read-only).
+practitioner_write_search_verdict(t, params, l) := patient_type_verdict(t, l) if {
+	not user_type(t)
+} else := verdict.deny(403, "search-not-related", "the search names a patient the user is not related to") if {
+	user.search_scope(t, params) == "unrelated"
+} else := verdict.allow if {
+	user.names_related_only(t, params)
+} else := too_many_patients if {
+	user.too_many_patients(t)
+} else := not_related if {
+	count(user.patient_narrowing(t)) == 0
+} else := verdict.filter(user.patient_narrowing(t))
 
 # --- Operations and response filtering --------------------------------------------------------
 

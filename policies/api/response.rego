@@ -42,7 +42,7 @@ linked_checks(items) := with_links(items, [check_item(item) | some item in items
 with_links(items, direct) := direct if {
 	not any_linkable(items, direct)
 } else := [linked_check(x, items[i], index, provenance) | some i, x in direct] if {
-	first := access.linked_index([items[i].resource | some i, x in direct; x.visible])
+	first := access.linked_index([items[i].resource | some i, x in direct; x.visible; access.link_source(items[i].resource)])
 	provenance := {i |
 		some i, x in direct
 		linkable(x, items[i])

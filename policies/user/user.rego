@@ -291,13 +291,20 @@ search_scope(t, params) := "unrelated" if {
 	some id in named_patients(t, p)
 	not related(id)
 } else := "confined" if {
+	names_related_only(t, params)
+} else := "confined" if {
+	some p in params
+	names_own_compartment(t, p)
+} else := "open"
+
+# METADATA
+# title: names_related_only
+# description: One of the search's Patient-linking parameters names only related patients.
+names_related_only(t, params) if {
 	some p in params
 	compartment.linking_param_occurrence(t, p)
 	count(p.values) > 0
 	every v in p.values {
 		related(named_patient(t, p, v))
 	}
-} else := "confined" if {
-	some p in params
-	names_own_compartment(t, p)
-} else := "open"
+}
