@@ -54,13 +54,18 @@ asks_hint(d) if {
 # description: |
 #   `tried`: each candidate with the decision it leads to; `proposed`: the decision with the
 #   proposed scope itself, whether or not the client may obtain it. The first candidate that works
-#   (allow or filter) is named; else, when the proposed scope meets a denial that depends on the
-#   stored instance (another patient's resource, a label no grant lifts, outside a constraint),
-#   that denial (the hidden status, no hint); else the denial without a hint.
+#   (allow or filter) is named; else, when the client may obtain some candidate and the proposed
+#   scope meets a denial that depends on the stored instance (another patient's resource, a label
+#   no grant lifts, outside a constraint), that denial (the hidden status, no hint), so that it
+#   looks like the missing resource a hint for it is checked against; else the denial without a
+#   hint. A client that may obtain no candidate gets no hint for any instance, so it gets the same
+#   403 for its own record, another patient's and a missing one: a 404 there would tell another
+#   patient's existing record (decided on it) from a missing one (decided without it, 403).
 hinted_answer(d, tried, proposed) := with_hint(d, working[0]) if {
 	working := [x.scopes | some x in tried; x.decision.decision != "deny"]
 	count(working) > 0
 } else := object.remove(proposed, ["required_scopes"]) if {
+	count(tried) > 0
 	proposed.decision == "deny"
 	proposed.status == config.hidden_status
 	proposed.reasons[0].code != "scope-missing"
