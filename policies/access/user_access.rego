@@ -93,6 +93,11 @@ user_type(t) if patient_type(t)
 
 user_type(t) if user.own_compartment_type(t)
 
+# Practitioner and PractitionerRole are the user's own kind of resource, whichever of the two the
+# user is: another one is hidden (docs/user-access.md), never read by id as a patient/ scope reads
+# a referenced type (which the filter step would then hide: user_visibility).
+user_type(t) if t in {"Practitioner", "PractitionerRole"}
+
 # An instance: the patient path of the related patient it belongs to, else the user's own
 # compartment, else hidden; without the stored resource, a read narrowed to the user.
 practitioner_instance_verdict(c, req, resource, l) := patient_type_verdict(c.type, l) if {
