@@ -113,6 +113,9 @@ practitioner_instance_verdict(c, req, resource, l) := patient_type_verdict(c.typ
 	user.in_own_compartment(resource)
 } else := hidden(c, "not-related-to-user") if {
 	is_object(resource)
+} else := practitioner_create_verdict(c, req, l) if {
+	# the host read the stored resource and there is none: the update creates it, decided like a create
+	creates_absent_resource(c)
 } else := unnarrowed if {
 	not narrowable(c)
 } else := verdict.all_of(narrowed_instance(c), practitioner_body_verdict(c, req))
