@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { LoggedRequest } from "./helpers/fake-fhir.js";
 import { BUNDLE, call, demoToken, startHarness, type Harness } from "./helpers/proxy-harness.js";
-import { SEED } from "./helpers/proxy-seed.js";
+import { SEED, observation } from "./helpers/proxy-seed.js";
 
 const built = existsSync(BUNDLE);
 
@@ -129,14 +129,6 @@ describe.skipIf(!built)("proxy review: the FHIR server's error bodies", () => {
 describe.skipIf(!built)("proxy review: update-as-create of a deleted resource", () => {
   let h: Harness;
   let token: string;
-  const observation = (id: string, subject: string, extra: Record<string, unknown> = {}) => ({
-    resourceType: "Observation",
-    id,
-    status: "final",
-    code: { text: "x" },
-    subject: { reference: subject },
-    ...extra,
-  });
   beforeAll(async () => {
     h = await startHarness({ filter: true });
     h.fake.seed(...SEED);

@@ -5,9 +5,8 @@
  */
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Res } from "./helpers/fake-fhir.js";
 import { BUNDLE, call, demoToken, startHarness, type Harness } from "./helpers/proxy-harness.js";
-import { SEED } from "./helpers/proxy-seed.js";
+import { SEED, observation } from "./helpers/proxy-seed.js";
 
 const built = existsSync(BUNDLE);
 
@@ -22,15 +21,6 @@ describe.skipIf(!built)("proxy: writes", () => {
   afterAll(async () => h?.close());
   beforeEach(() => {
     h.fake.options.override = undefined;
-  });
-
-  const observation = (id: string, subject: string, extra: Record<string, unknown> = {}): Res => ({
-    resourceType: "Observation",
-    id,
-    status: "final",
-    code: { text: "x" },
-    subject: { reference: subject },
-    ...extra,
   });
 
   it("updates a resource in the compartment, pinned to the version it checked", async () => {

@@ -100,7 +100,8 @@ with_stored_resource_note(d, c, resource) := object.union(d, {"reasons": array.c
 	resource == null
 } else := d
 
-filter_response(d) if {
+# The decision obliges the host to send the response through the filter step.
+has_filter_response(d) if {
 	some o in object.get(d, "obligations", [])
 	o.type == "filter-response"
 }
@@ -108,7 +109,7 @@ filter_response(d) if {
 stored_resource_message(d) := "the stored resource was not supplied: allowed only where it matches `narrow` (use a conditional interaction or check the response with the filter step)" if {
 	d.narrow
 } else := "the stored resource was not supplied: a write by id is decided only on the stored resource it changes (its patient links and security labels); decide again with it as `resource`" if {
-	not filter_response(d)
+	not has_filter_response(d)
 } else := "the stored resource was not supplied: allowed only by checking the response with the filter step (this interaction cannot be narrowed)"
 
 # METADATA

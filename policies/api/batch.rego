@@ -122,8 +122,7 @@ batch_obligations(entries) := {"obligations": [{
 	"reason": "entries of this batch release data the policy has not seen; release only what the filter step keeps of the batch-response",
 }]} if {
 	some e in entries
-	some o in object.get(e, "obligations", [])
-	o.type == "filter-response"
+	has_filter_response(e)
 } else := {}
 
 batch_denied("batch", entries) if {

@@ -28,8 +28,7 @@ search_body_note := {
 }
 
 search_body_obligations(d) := [] if {
-	some o in object.get(d, "obligations", [])
-	o.type == "filter-response"
+	has_filter_response(d)
 } else := [{
 	"type": "filter-response",
 	"reason": "the search parameters in the request body were not supplied; release only what the filter step keeps",

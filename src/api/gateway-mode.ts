@@ -12,7 +12,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig } from "../ops/config.js";
-import { hostDenial, type Decision } from "../core/contract.js";
+import { decidedWithoutStoredResource, hostDenial, plainAllow, type Decision } from "../core/contract.js";
 
 export const GATEWAY_KEY_HEADER = "x-smart-authz-gateway-key";
 
@@ -64,8 +64,7 @@ export function gatewayDecision(decision: Decision, enforcing: boolean): Decisio
 }
 
 function needsStoredResource(decision: Decision): boolean {
-  if (decision.reasons?.some((r) => r.code === "stored-resource-not-supplied")) return true;
-  return (decision.entries ?? []).some(needsStoredResource);
+  return decidedWithoutStoredResource(decision) || (decision.entries ?? []).some(needsStoredResource);
 }
 
 function hasRefusedEntry(decision: Decision): boolean {
@@ -73,9 +72,7 @@ function hasRefusedEntry(decision: Decision): boolean {
 }
 
 function needsEnforcement(decision: Decision): boolean {
-  if (decision.decision !== "allow") return true;
-  if (decision.obligations?.some((o) => o.type !== "audit")) return true;
-  return (decision.entries ?? []).some(needsEnforcement);
+  return !plainAllow(decision) || (decision.entries ?? []).some(needsEnforcement);
 }
 
 function refusal(code: string, message: string): Decision {

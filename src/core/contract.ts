@@ -46,6 +46,16 @@ export interface Decision {
 export const CONTRACT_VERSION = "1";
 
 /** The deny a host returns when the policy itself could not decide. */
+/** An allow that asks for nothing more than forwarding (no narrowing, no obligation but audit). */
+export function plainAllow(d: Decision): boolean {
+  return d.decision === "allow" && !(d.obligations ?? []).some((o) => o.type !== "audit");
+}
+
+/** The policy decided without the stored resource and says the answer holds only with it. */
+export function decidedWithoutStoredResource(d: Decision): boolean {
+  return (d.reasons ?? []).some((r) => r.code === "stored-resource-not-supplied");
+}
+
 export function failClosed(code: string, message: string, status = 500): Decision {
   return hostDenial(code, message, status, status === 400 ? "invalid" : "exception");
 }

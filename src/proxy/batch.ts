@@ -11,9 +11,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
-import type { Decision, DecisionInput } from "../core/contract.js";
+import { plainAllow, type Decision, type DecisionInput } from "../core/contract.js";
 import { bindingOf, narrowFingerprint } from "./cursor.js";
-import { plainAllow } from "./decide.js";
 import {
   checkerOf,
   jsonBody,

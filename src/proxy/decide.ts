@@ -80,8 +80,3 @@ export class Decider {
     return decision.narrow;
   }
 }
-
-/** An allow that asks for nothing more than forwarding (no narrowing, no obligation but audit). */
-export function plainAllow(d: Decision): boolean {
-  return d.decision === "allow" && !(d.obligations ?? []).some((o) => o.type !== "audit");
-}

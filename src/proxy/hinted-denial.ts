@@ -6,7 +6,7 @@
  * patient's record, a labelled one or one that does not exist gets the same 404 and no hint
  * (issue 15: a hint never misleads and never reveals that a resource exists).
  */
-import type { Decision } from "../core/contract.js";
+import { decidedWithoutStoredResource, type Decision } from "../core/contract.js";
 import {
   type Exchange,
   type ProxyRuntime,
@@ -25,9 +25,7 @@ type Instance =
 /** True for a hinted deny the policy could not check against the stored resource. */
 export function hintNeedsStoredResource(decision: Decision, i: Interaction): i is Instance {
   return (
-    isInstance(i) &&
-    (decision.required_scopes?.length ?? 0) > 0 &&
-    (decision.reasons ?? []).some((r) => r.code === "stored-resource-not-supplied")
+    isInstance(i) && (decision.required_scopes?.length ?? 0) > 0 && decidedWithoutStoredResource(decision)
   );
 }
 

@@ -10,8 +10,7 @@
  *  - create (and If-None-Exist, narrowed): forwarded; what the server returns is checked.
  * A `Prefer: return=representation` body is released only if the token may read it.
  */
-import type { Decision, DecisionInput } from "../core/contract.js";
-import { plainAllow } from "./decide.js";
+import { plainAllow, type Decision, type DecisionInput } from "../core/contract.js";
 import { lastVersionBeforeDeletion } from "./deleted.js";
 import {
   checkerOf,

@@ -6,9 +6,9 @@
  * history entry without a resource, a resource that is not an object) are not released unless the
  * request was allowed outright.
  */
-import type { Decision, DecisionInput } from "../core/contract.js";
+import { plainAllow, type Decision, type DecisionInput } from "../core/contract.js";
 import { applyFilter } from "../api/filter.js";
-import { plainAllow, type Claims, type Decider } from "./decide.js";
+import { type Claims, type Decider } from "./decide.js";
 import { ProxyError, denial, notFound, type ProxyAnswer } from "./outcome.js";
 
 export interface Checker {

@@ -10,6 +10,16 @@ const obs = (id: string, extra: Record<string, unknown>): Res => ({
 });
 const ref = (r: string) => ({ reference: r });
 
+/** An Observation of `subject` for a write test (extra elements override the defaults). */
+export const observation = (id: string, subject: string, extra: Record<string, unknown> = {}): Res => ({
+  resourceType: "Observation",
+  id,
+  status: "final",
+  code: { text: "x" },
+  subject: { reference: subject },
+  ...extra,
+});
+
 export const SEED: Res[] = [
   { resourceType: "Patient", id: "123", name: [{ family: "Alpha" }] },
   { resourceType: "Patient", id: "999", name: [{ family: "Beta" }] },
